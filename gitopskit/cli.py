@@ -1,0 +1,85 @@
+"""The task boundary: settings from invoke's config, progress output, errors turned into exits.
+
+Tasks in ``tasks.py`` stay thin: they read options, call the library inside :func:`boundary`,
+and print. Every expected failure leaves here as ``invoke.exceptions.Exit`` with one clear,
+redacted message on stderr and no traceback.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from invoke.context import Context
+from invoke.exceptions import Exit
+
+from gitopskit.config import Settings
+from gitopskit.errors import GitopskitError
+from gitopskit.synth import SynthResult
+from gitopskit.ui import Progress
+
+EXIT_FAILURE = 1
+
+
+def settings(c: Context) -> Settings:
+    """The settings of this run: the environment and ``gitopskit:`` in invoke.yaml."""
+    section: Any = c.config.get("gitopskit") or {}
+    project = {str(k): v for k, v in dict(section).items()}
+    return Settings(project=project, environ=dict(os.environ))
+
+
+@contextmanager
+def boundary(progress: Progress | None = None, *, exit_code: int = EXIT_FAILURE) -> Iterator[Progress]:
+    """Run a task's body; a :class:`GitopskitError` becomes one message and a non-zero exit.
+
+    Args:
+        progress: Where messages go (a new stderr :class:`Progress` by default).
+        exit_code: The exit status of a failure (``diff --exit-code`` uses 2).
+
+    Raises:
+        Exit: The body raised a :class:`GitopskitError`.
+    """
+    ui = progress or Progress()
+    try:
+        yield ui
+    except GitopskitError as error:
+        ui.error(error.message)
+        if error.details:
+            ui.block(error.details)
+        if error.hint:
+            ui.block(f"hint: {error.hint}")
+        raise Exit(code=exit_code) from None
+    except KeyboardInterrupt:
+        ui.error("interrupted")
+        raise Exit(code=130) from None
+
+
+def report_synth(ui: Progress, result: SynthResult, project_dir: Path) -> None:
+    """The summary of a synth: files written, objects by kind, seconds taken."""
+    if result.app_output:
+        ui.block(result.app_output)
+    try:
+        shown = result.outdir.relative_to(project_dir).as_posix()
+    except ValueError:
+        shown = str(result.outdir)
+    total = sum(result.kinds.values())
+    if result.report is not None:
+        report = result.report
+        ui.step(
+            "validate",
+            f"{report.validated} objects match the Kubernetes {report.schema_version} schema",
+        )
+        for kind, count in sorted(report.not_validated.items()):
+            ui.warn(f"not validated (no schema for it): {count} × {kind}")
+    else:
+        ui.warn("validation skipped (--no-validate)")
+    kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(result.kinds.items()))
+    ui.step("objects", kinds or "none")
+    ui.step("wrote", f"{shown}/: {', '.join(result.files)}")
+    ui.ok(
+        "synth",
+        f"{total} objects in {len(result.files)} files in {result.seconds:.2f}s",
+    )

@@ -1,0 +1,186 @@
+"""Settings, once for all tasks.
+
+Every setting has one name in three forms: the environment variable ``NAME``, the key
+``gitopskit.name`` in ``invoke.yaml``, and, where a task takes it, the flag ``--name``. A flag
+beats the environment, which beats ``invoke.yaml``, which beats the setting's fallbacks (GitLab
+CI's predefined variables), which beat the default. Tokens are read from the environment only.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from gitopskit.errors import ConfigError
+from gitopskit.redact import add_secret
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A documented setting.
+
+    Args:
+        name: Upper-case name, the environment variable.
+        help: One line for the README and ``--help``.
+        default: Used when nothing else sets it.
+        fallback_env: Environment variables read after ``invoke.yaml`` (GitLab CI's own).
+        secret: Read from the environment only, never logged.
+    """
+
+    name: str
+    help: str
+    default: str | None = None
+    fallback_env: tuple[str, ...] = ()
+    secret: bool = False
+
+    @property
+    def key(self) -> str:
+        """The key under ``gitopskit:`` in ``invoke.yaml``."""
+        return self.name.lower()
+
+
+SETTINGS: dict[str, Setting] = {
+    s.name: s
+    for s in (
+        Setting("APP", "command that runs the cdk8s app (default: `app:` in cdk8s.yaml)"),
+        Setting("OUTDIR", "directory synth writes the manifests to", default="dist"),
+        Setting(
+            "KUBERNETES_VERSION",
+            "Kubernetes version whose schema validates objects (default: cdk8s-plus's)",
+        ),
+        Setting(
+            "GITLAB_URL",
+            "GitLab base URL, e.g. https://gitlab.example.com",
+            fallback_env=("CI_SERVER_URL",),
+        ),
+        Setting(
+            "GITLAB_CA_FILE",
+            "CA bundle for a self-managed GitLab",
+            fallback_env=("CI_SERVER_TLS_CA_FILE",),
+        ),
+        Setting("MANIFESTS_PROJECT", "manifests project path, e.g. group/k8s-manifests"),
+        Setting("MANIFESTS_GIT_URL", "git URL or local path of the manifests repository"),
+        Setting("MANIFESTS_TARGET_BRANCH", "branch Flux follows (default: the default branch)"),
+        Setting("MANIFESTS_PATH", "subdirectory of the manifests repository", default=""),
+        Setting("MANIFESTS_BRANCH", "publish branch (default gitopskit/<project slug>)"),
+        Setting(
+            "MANIFESTS_TOKEN",
+            "project access token for the manifests project (api, write_repository)",
+            fallback_env=("LAB_CORE_TOKEN",),
+            secret=True,
+        ),
+        Setting(
+            "MANIFESTS_READ_TOKEN",
+            "read_repository token for diffs in merge-request pipelines",
+            secret=True,
+        ),
+        Setting("COMMENT_TOKEN", "api token that posts the diff note on merge requests",
+                secret=True),
+        Setting("GITLAB_TOKEN", "a Maintainer's token for deploy keys", secret=True),
+    )
+}
+
+
+def register(setting: Setting) -> Setting:
+    """Add a setting to the registry (later modules declare their own)."""
+    SETTINGS[setting.name] = setting
+    return setting
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolves settings from flags, the environment and the ``gitopskit`` section of invoke.yaml.
+
+    Args:
+        project: The ``gitopskit:`` mapping of ``invoke.yaml``.
+        environ: The environment; ``os.environ`` by default.
+
+    Raises:
+        ConfigError: ``invoke.yaml`` holds a token or an unknown key.
+    """
+
+    project: Mapping[str, Any] = field(default_factory=dict)
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+
+    def __post_init__(self) -> None:
+        for key in self.project:
+            name = str(key).upper()
+            setting = SETTINGS.get(name)
+            if (setting and setting.secret) or name.endswith("TOKEN"):
+                raise ConfigError(
+                    f"invoke.yaml sets gitopskit.{key}: tokens are read from the environment only",
+                    hint=f"remove it from invoke.yaml (it is committed; revoke the token) and "
+                    f"set the environment variable {name} instead",
+                )
+            if setting is None:
+                known = ", ".join(sorted(s.key for s in SETTINGS.values() if not s.secret))
+                raise ConfigError(
+                    f"invoke.yaml: unknown setting gitopskit.{key}", hint=f"known settings: {known}"
+                )
+
+    def get(self, name: str, flag: str | None = None, *, default: str | None = None) -> str | None:
+        """Resolve one setting: flag, environment, invoke.yaml, fallbacks, default.
+
+        Args:
+            name: The setting's upper-case name.
+            flag: The task's flag value; None when not given.
+            default: Overrides the setting's own default.
+        """
+        if flag is not None:
+            return flag
+        setting = SETTINGS[name]
+        if setting.secret:
+            return self.token(name)
+        value = self.environ.get(name)
+        if value:
+            return value
+        if setting.key in self.project:
+            configured = self.project[setting.key]
+            if configured is not None:
+                return str(configured)
+        for fallback in setting.fallback_env:
+            value = self.environ.get(fallback)
+            if value:
+                return value
+        return default if default is not None else setting.default
+
+    def require(self, name: str, flag: str | None = None) -> str:
+        """Like :meth:`get`, but a missing value is a :class:`ConfigError`."""
+        value = self.get(name, flag)
+        if not value:
+            setting = SETTINGS[name]
+            if setting.secret:
+                where = f"the environment variable {name}"
+            else:
+                where = (
+                    f"--{setting.key.replace('_', '-')}, the environment variable {name}, "
+                    f"or gitopskit.{setting.key} in invoke.yaml"
+                )
+            raise ConfigError(f"{name} is not set ({setting.help})", hint=f"set {where}")
+        return value
+
+    def token(self, name: str) -> str | None:
+        """A token from the environment only (with its fallbacks), registered for redaction."""
+        setting = SETTINGS[name]
+        for var in (name, *setting.fallback_env):
+            value = self.environ.get(var)
+            if value:
+                add_secret(value)
+                return value
+        return None
+
+    def source(self, name: str, flag: str | None = None) -> str:
+        """Where a setting's value comes from, for messages: flag, env var, invoke.yaml."""
+        if flag is not None:
+            return f"--{SETTINGS[name].key.replace('_', '-')}"
+        setting = SETTINGS[name]
+        if self.environ.get(name):
+            return name
+        if setting.key in self.project:
+            return f"gitopskit.{setting.key} in invoke.yaml"
+        for fallback in setting.fallback_env:
+            if self.environ.get(fallback):
+                return fallback
+        return "default"

@@ -1,0 +1,209 @@
+"""``synth``: run the cdk8s app, validate what it wrote, and replace the output directory.
+
+The app is user code, so it runs as its own process, with the command from ``app:`` in
+``cdk8s.yaml`` (as the cdk8s CLI does), into a fresh directory handed over through
+``CDK8S_OUTDIR``. Only when it succeeds and validates does that directory replace the output
+directory, in one step: a failing chart never leaves a half-written or emptied ``dist/``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from gitopskit import _fs
+from gitopskit._run import run
+from gitopskit.errors import CommandError, ConfigError, SynthError, ValidationError
+from gitopskit.manifests import Document, load_file, manifest_files
+from gitopskit.node import jsii_environment
+from gitopskit.validate import Report, SchemaValidator
+
+CDK8S_CONFIG = "cdk8s.yaml"
+_FRAME = re.compile(r'^  File "(?P<file>[^"]+)", line (?P<line>\d+)', re.MULTILINE)
+_MAX_PROBLEMS_SHOWN = 20
+
+
+@dataclass
+class SynthResult:
+    """What a synth produced.
+
+    Attributes:
+        outdir: The output directory, now holding the new manifests.
+        files: Paths of the files written, relative to ``outdir``, sorted.
+        kinds: Number of objects per kind.
+        report: The validation report (None with validation off).
+        seconds: Wall time of the whole synth.
+        app_output: What the app printed (stderr then stdout), for the user to see.
+    """
+
+    outdir: Path
+    files: list[str]
+    kinds: Counter[str]
+    report: Report | None
+    seconds: float
+    app_output: str = ""
+    documents: list[Document] = field(default_factory=list, repr=False)
+
+
+def app_command(project_dir: Path, override: str | None = None) -> str:
+    """The command that runs the cdk8s app: ``override``, else ``app:`` in ``cdk8s.yaml``.
+
+    Raises:
+        ConfigError: Neither is there.
+    """
+    if override:
+        return override
+    config = project_dir / CDK8S_CONFIG
+    try:
+        data = yaml.safe_load(config.read_text())
+    except FileNotFoundError:
+        raise ConfigError(
+            f"no {CDK8S_CONFIG} in {project_dir}",
+            hint="run from the project root, or give the app command with --app",
+        ) from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{config}: not valid YAML: {error}") from None
+    app = data.get("app") if isinstance(data, dict) else None
+    if not isinstance(app, str) or not app.strip():
+        raise ConfigError(f"{config} has no `app:` command", hint="e.g. app: python charts/main.py")
+    return app
+
+
+def app_environment(outdir: Path) -> dict[str, str]:
+    """The environment the app runs in: ours, plus jsii's Node, CDK8S_OUTDIR, and this
+    interpreter's bin directory first on PATH, so that ``python`` means the Python running us."""
+    env = dict(os.environ)
+    env.update(jsii_environment(env))
+    env["CDK8S_OUTDIR"] = str(outdir)
+    bin_dir = str(Path(sys.executable).parent)
+    env["PATH"] = os.pathsep.join([bin_dir, env.get("PATH", "")])
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+def synth(
+    project_dir: Path,
+    outdir: Path,
+    *,
+    app: str | None = None,
+    validate: bool = True,
+    kubernetes_version: str | None = None,
+) -> SynthResult:
+    """Synthesize the cdk8s app into ``outdir``.
+
+    Args:
+        project_dir: Where ``cdk8s.yaml`` is; the app runs there.
+        outdir: The output directory (relative paths are taken from ``project_dir``).
+        app: The app command, overriding ``cdk8s.yaml``.
+        validate: Validate every object against the Kubernetes schema.
+        kubernetes_version: The schema's Kubernetes version (default: cdk8s-plus's).
+
+    Returns:
+        What was written.
+
+    Raises:
+        ConfigError: No app command, or a bad Kubernetes version.
+        NodeNotFoundError: No Node.js for jsii.
+        SynthError: The app failed or wrote nothing; the message names the chart's file and
+            line, and :attr:`SynthError.details` holds the app's own traceback.
+        ValidationError: Objects do not match their schema.
+    """
+    started = time.perf_counter()
+    project_dir = project_dir.resolve()
+    outdir = outdir if outdir.is_absolute() else project_dir / outdir
+    args = shlex.split(app_command(project_dir, app))
+    validator = SchemaValidator(kubernetes_version) if validate else None
+    staged = _fs.staging_dir(outdir)
+    try:
+        output = _run_app(args, project_dir, staged)
+        files = manifest_files(staged)
+        if not files:
+            raise SynthError(
+                f"the app ({' '.join(args)}) wrote no manifests",
+                hint="does it call app.synth()? cdk8s writes to the directory in CDK8S_OUTDIR",
+            )
+        documents = [doc for path in files for doc in load_file(path, _shown(path, staged))]
+        report = validator.validate(d for d in documents if d.is_object) if validator else None
+        if report and report.problems:
+            raise _validation_error(report)
+        _fs.replace_dir(staged, outdir)
+    finally:
+        if staged.exists():
+            shutil.rmtree(staged, ignore_errors=True)
+    kinds = Counter(str(d.data["kind"]) for d in documents if d.is_object)
+    return SynthResult(
+        outdir=outdir,
+        files=[_shown(path, staged) for path in files],
+        kinds=kinds,
+        report=report,
+        seconds=time.perf_counter() - started,
+        app_output=output,
+        documents=documents,
+    )
+
+
+def _shown(path: Path, root: Path) -> str:
+    return path.relative_to(root).as_posix()
+
+
+def _run_app(args: list[str], project_dir: Path, staged: Path) -> str:
+    env = app_environment(staged)
+    try:
+        result = run(args, env=env, cwd=project_dir, ok_codes=range(256))
+    except CommandError as error:  # not found, or killed by a signal
+        raise SynthError(f"cannot run the app: {error.message}", hint=error.hint) from None
+    output = "\n".join(part for part in (result.stderr.strip(), result.stdout.strip()) if part)
+    if result.returncode != 0:
+        raise _app_failure(args, result.returncode, result.stderr, result.stdout, project_dir)
+    return output
+
+
+def _app_failure(
+    args: list[str], returncode: int, stderr: str, stdout: str, project_dir: Path
+) -> SynthError:
+    location = _user_frame(stderr, project_dir)
+    last = [line for line in stderr.strip().splitlines() if line and not line[0].isspace()]
+    exception = last[-1] if last else f"exit status {returncode}"
+    where = f"{location}: " if location else ""
+    error = SynthError(
+        f"a chart failed: {where}{exception}",
+        hint=None if location else f"`{' '.join(args)}` exited {returncode}",
+    )
+    error.details = (stderr or stdout).strip()
+    return error
+
+
+def _user_frame(traceback: str, project_dir: Path) -> str | None:
+    """The innermost traceback frame in the project's own code, as ``path:line``."""
+    prefix = sys.prefix
+    found = None
+    for match in _FRAME.finditer(traceback):
+        file = Path(match["file"])
+        if not file.is_absolute():
+            file = project_dir / file
+        inside = file.is_relative_to(project_dir) and not str(file).startswith(prefix)
+        if inside and "site-packages" not in file.parts:
+            found = f"{file.relative_to(project_dir).as_posix()}:{match['line']}"
+    return found
+
+
+def _validation_error(report: Report) -> ValidationError:
+    problems = report.problems
+    lines = [str(p) for p in problems[:_MAX_PROBLEMS_SHOWN]]
+    if len(problems) > _MAX_PROBLEMS_SHOWN:
+        lines.append(f"... and {len(problems) - _MAX_PROBLEMS_SHOWN} more")
+    count = f"{len(problems)} object{'s' if len(problems) != 1 else ''}"
+    return ValidationError(
+        f"{count} do not match the Kubernetes {report.schema_version} schema:\n  "
+        + "\n  ".join(lines),
+        hint="fix the charts, or skip validation with --no-validate",
+    )
