@@ -1,0 +1,52 @@
+"""Settings: flag beats environment beats invoke.yaml beats fallbacks beats default."""
+
+from __future__ import annotations
+
+import pytest
+
+from gitopskit.config import Settings
+from gitopskit.errors import ConfigError
+from gitopskit.redact import redact
+
+
+def test_precedence_flag_env_project_default() -> None:
+    project = {"outdir": "from-yaml"}
+    assert Settings(project, {"OUTDIR": "from-env"}).get("OUTDIR", "from-flag") == "from-flag"
+    assert Settings(project, {"OUTDIR": "from-env"}).get("OUTDIR") == "from-env"
+    assert Settings(project, {}).get("OUTDIR") == "from-yaml"
+    assert Settings({}, {}).get("OUTDIR") == "dist"
+
+
+def test_gitlab_url_falls_back_to_ci_server_url_after_invoke_yaml() -> None:
+    ci = {"CI_SERVER_URL": "https://ci.example.com"}
+    assert Settings({}, ci).get("GITLAB_URL") == "https://ci.example.com"
+    assert Settings({"gitlab_url": "https://mine"}, ci).get("GITLAB_URL") == "https://mine"
+    assert Settings({}, {**ci, "GITLAB_URL": "https://env"}).get("GITLAB_URL") == "https://env"
+
+
+def test_tokens_come_from_the_environment_only_and_are_redacted() -> None:
+    settings = Settings({}, {"LAB_CORE_TOKEN": "glpat-fallback-value-123"})
+    assert settings.token("MANIFESTS_TOKEN") == "glpat-fallback-value-123"
+    assert redact("token glpat-fallback-value-123 here") == "token *** here"
+
+
+def test_a_token_in_invoke_yaml_is_refused() -> None:
+    with pytest.raises(ConfigError, match="tokens are read from the environment only"):
+        Settings({"manifests_token": "glpat-oops"}, {})
+    with pytest.raises(ConfigError, match="environment only"):
+        Settings({"some_other_token": "x"}, {})
+
+
+def test_unknown_keys_are_refused_with_the_known_ones() -> None:
+    with pytest.raises(ConfigError, match="unknown setting gitopskit.outdirr") as caught:
+        Settings({"outdirr": "x"}, {})
+    assert "outdir" in str(caught.value)
+
+
+def test_require_names_every_way_to_set_it() -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings({}, {}).require("MANIFESTS_PROJECT")
+    text = str(caught.value)
+    assert "--manifests-project" in text
+    assert "MANIFESTS_PROJECT" in text
+    assert "gitopskit.manifests_project" in text
