@@ -33,8 +33,9 @@ Public API
     ssh_url_to_repo, web_url``; helpers ``branch_sha(name) -> str | None``,
     ``branches() -> list[str]``, ``read_file(ref, path) -> bytes``, ``list_files(ref)``,
     ``commit_count(ref)``, ``merge_request(iid) -> dict | None`` (rendered, fresh ``sha``),
-    ``commit_files(branch, files, message=...) -> str`` (server-side commit; a value of
-    ``None`` deletes the file), ``git(*args) -> str``.
+    ``commit_files(branch, files, message=..., *, start_branch=None) -> str``
+    (server-side commit; a new branch starts from the default branch; ``None`` deletes a file),
+    ``git(*args) -> str``.
 Module helpers: ``basic_auth_header(user, token)``, ``git_auth_env(url, user, token, home=)``,
 ``fake_gitlab_server(tmp_path)`` (a generator to wrap with ``pytest.fixture``).
 
@@ -392,10 +393,19 @@ class FakeProject:
         return int(self.git("rev-list", "--count", ref).strip())
 
     def commit_files(
-        self, branch: str, files: Mapping[str, str | bytes | None], message: str = "Update files"
+        self,
+        branch: str,
+        files: Mapping[str, str | bytes | None],
+        message: str = "Update files",
+        *,
+        start_branch: str | None = None,
     ) -> str:
-        """Commit ``files`` on top of ``branch`` server-side (like a web edit); new sha."""
-        parent = self.branch_sha(branch)
+        """Commit ``files`` on ``branch`` server-side (like a web edit); returns the new sha.
+
+        A missing ``branch`` starts from ``start_branch`` (default: the default branch).
+        """
+        old = self.branch_sha(branch)
+        parent = old or self.branch_sha(start_branch or self.default_branch)
         with tempfile.TemporaryDirectory() as tmp:
             env = {**self._fake._git_env, "GIT_INDEX_FILE": str(Path(tmp) / "index")}
             if parent:
@@ -416,7 +426,7 @@ class FakeProject:
             tree = self._run("write-tree", env=env).stdout.decode().strip()
         parents = ["-p", parent] if parent else []
         sha = self._run("commit-tree", tree, *parents, "-m", message).stdout.decode().strip()
-        self._run("update-ref", f"refs/heads/{branch}", sha, parent or ZERO_SHA)
+        self._run("update-ref", f"refs/heads/{branch}", sha, old or ZERO_SHA)
         return sha
 
     def merge_request(self, iid: int) -> dict[str, Any] | None:
