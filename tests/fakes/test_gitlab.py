@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gzip
 import os
 import shutil
 import socket
@@ -424,3 +425,65 @@ def test_fixture_generator_stops_server(tmp_path: Path) -> None:
     with pytest.raises(StopIteration):
         next(gen)
     assert not thread.is_alive()
+
+
+def test_gzip_request_body_is_inflated_by_http_backend(
+    fake: FakeGitLab, project: FakeProject
+) -> None:
+    sha = project.branch_sha("main")
+    assert sha is not None
+
+    def pkt(line: str) -> bytes:
+        return f"{len(line) + 4:04x}{line}".encode()
+
+    body = pkt(f"want {sha} ofs-delta\n") + b"0000" + pkt("done\n")
+    resp = requests.post(
+        f"{project.http_url_to_repo}/git-upload-pack",
+        data=gzip.compress(body),
+        headers={
+            "Authorization": basic_auth_header("maintainer", MAINTAINER_TOKEN),
+            "Content-Type": "application/x-git-upload-pack-request",
+            "Content-Encoding": "gzip",
+        },
+        timeout=10,
+    )
+    assert resp.status_code == 200
+    assert resp.headers["Content-Type"] == "application/x-git-upload-pack-result"
+    assert b"PACK" in resp.content
+
+
+def test_concurrent_creates_yield_one_merge_request(fake: FakeGitLab, project: FakeProject) -> None:
+    project.commit_files("race", {"x": "1"})
+    codes: list[int] = []
+
+    def create() -> None:
+        resp = requests.post(
+            f"{fake.url}/api/v4/projects/{project.id}/merge_requests",
+            json={"source_branch": "race", "target_branch": "main", "title": "t"},
+            headers={"PRIVATE-TOKEN": MAINTAINER_TOKEN},
+            timeout=10,
+        )
+        codes.append(resp.status_code)
+
+    threads = [threading.Thread(target=create) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(codes) == [201] + [409] * 7
+    assert len(project.merge_requests) == 1
+
+
+def test_job_token_gets_403_on_deploy_keys_and_branch_delete(
+    fake: FakeGitLab, project: FakeProject
+) -> None:
+    project.commit_files("feat", {"x": "1"})
+    job = gitlab.Gitlab(fake.url, job_token=JOB_TOKEN).projects.get(project.id, lazy=True)
+    with pytest.raises(gitlab.GitlabListError) as err:
+        job.keys.list()
+    assert err.value.response_code == 403
+    with pytest.raises(gitlab.GitlabDeleteError) as derr:
+        job.branches.delete("feat")
+    assert derr.value.response_code == 403
+    assert job.branches.get("feat").name == "feat"
+    assert not any(r.header("JOB-TOKEN") == JOB_TOKEN for r in fake.requests)
