@@ -1,0 +1,1510 @@
+"""A fake GitLab server for tests: REST v4 subset + git smart HTTP, over a real socket.
+
+It speaks the real wire protocol, so real ``python-gitlab`` and real ``git`` talk to it::
+
+    with FakeGitLab(tmp_path) as fake:
+        fake.add_user("bot", "glpat-bot", access_level=MAINTAINER)
+        project = fake.add_project("group/manifests", initial_files={"README.md": "hi\\n"})
+        gl = gitlab.Gitlab(fake.url, private_token="glpat-bot")
+        env = git_auth_env(fake.url, "bot", "glpat-bot", home=tmp_path / "home")
+        subprocess.run(["git", "clone", project.http_url_to_repo, "wc"], env=env, check=True)
+
+Public API
+----------
+``FakeGitLab(root: Path)``
+    ``url`` (``"http://127.0.0.1:PORT"``, set by ``start()``), context manager, ``start()``,
+    ``stop()`` (shuts the server down, closes kept-alive connections, joins every thread).
+    ``add_user(username, token, *, access_level=40, scopes=("api", "write_repository"),
+    name=None, email=None) -> FakeUser``; ``add_job_token(token)``;
+    ``add_project(path_with_namespace, *, default_branch="main", initial_files=None)
+    -> FakeProject``; ``protect_branch(project, name, push_access_level=40)``;
+    ``fail_next(method, path_regex, status, *, times=1, body=None, headers=None)``
+    (checked before auth, against the raw and the URL-decoded path, ``re.search``);
+    ``projects: dict[int, FakeProject]``; ``users: dict[str, FakeUser]``;
+    ``requests: list[RecordedRequest]`` (every request, API and git; token headers
+    are redacted: ``Authorization: "Basic ***"``, ``PRIVATE-TOKEN: "***"``);
+    ``errors: list[str]`` (tracebacks of handler crashes, answered 500);
+    ``ssh_url_base: str | None`` (e.g. ``"ssh://git@127.0.0.1:2222/"``; default form
+    ``git@127.0.0.1:group/name.git``).
+``FakeProject``
+    ``id, path_with_namespace, name, default_branch, repo_path, merge_requests (list of
+    dicts), deploy_keys (list of dicts), notes (dict MR iid -> list of dicts),
+    protected_branches (dict name -> push access level)``; properties ``http_url_to_repo,
+    ssh_url_to_repo, web_url``; helpers ``branch_sha(name) -> str | None``,
+    ``branches() -> list[str]``, ``read_file(ref, path) -> bytes``, ``list_files(ref)``,
+    ``commit_count(ref)``, ``merge_request(iid) -> dict | None`` (rendered, fresh ``sha``),
+    ``commit_files(branch, files, message=..., *, start_branch=None) -> str``
+    (server-side commit; a new branch starts from the default branch; ``None`` deletes a file),
+    ``git(*args) -> str``.
+Module helpers: ``basic_auth_header(user, token)``, ``git_auth_env(url, user, token, home=)``,
+``fake_gitlab_server(tmp_path)`` (a generator to wrap with ``pytest.fixture``).
+
+Behaviour notes (GitLab's, as far as verified): every API answer is JSON; errors are
+``{"message": ...}`` (validation: ``{"error": "x is missing"}``; unknown route:
+``{"error": "404 Not Found"}``); 401 ``{"message": "401 Unauthorized"}`` on a missing or
+unknown token. Job tokens (``JOB-TOKEN`` header, or git user ``gitlab-ci-token``) are
+read-only. Deploy keys follow ``lib/api/deploy_keys.rb``: posting the same key text again
+to the same project returns the existing key (201); a different text with an already
+registered fingerprint answers 400 ``{"message": {"deploy_key.fingerprint_sha256":
+["has already been taken"]}}``; a key known on another project is attached to this one.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import copy
+import hashlib
+import json
+import math
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import traceback
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, quote, unquote, urlencode
+
+__all__ = [
+    "DEVELOPER",
+    "MAINTAINER",
+    "REPORTER",
+    "FakeGitLab",
+    "FakeProject",
+    "FakeUser",
+    "RecordedRequest",
+    "basic_auth_header",
+    "fake_gitlab_server",
+    "git_auth_env",
+]
+
+REPORTER = 20
+DEVELOPER = 30
+MAINTAINER = 40
+ZERO_SHA = "0" * 40
+API_PREFIX = "/api/v4"
+_REDACTED_HEADERS = {"authorization", "private-token", "job-token"}
+_DRAFT_RE = re.compile(r"^\s*(\[draft\]|\(draft\)|draft:|draft\s-\s|draft\s)\s*", re.IGNORECASE)
+_GIT_RE = re.compile(
+    r"^/(?P<repo>.+?\.git)(?P<rest>/(?:info/refs|git-upload-pack|git-receive-pack|HEAD"
+    r"|objects/.+))$"
+)
+_SSH_KEY_TYPES = {
+    "ssh-rsa",
+    "ssh-dss",
+    "ssh-ed25519",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "sk-ssh-ed25519@openssh.com",
+    "sk-ecdsa-sha2-nistp256@openssh.com",
+}
+
+# pre-receive hook: GitLab's protected-branch checks, fed by env vars from the fake.
+_HOOK = """#!{python}
+import json, os, subprocess, sys
+if "FAKE_GITLAB_ACCESS_LEVEL" not in os.environ:
+    sys.exit(0)
+ZERO = "0" * 40
+level = int(os.environ["FAKE_GITLAB_ACCESS_LEVEL"])
+protected = json.loads(os.environ.get("FAKE_GITLAB_PROTECTED", "{{}}"))
+default = os.environ.get("FAKE_GITLAB_DEFAULT_BRANCH", "")
+def deny(msg):
+    sys.stderr.write("GitLab: " + msg + "\\n")
+    sys.exit(1)
+for line in sys.stdin:
+    old, new, ref = line.split()
+    if not ref.startswith("refs/heads/"):
+        continue
+    branch = ref[len("refs/heads/"):]
+    if new == ZERO and branch == default:
+        deny("The default branch of a project cannot be deleted.")
+    required = protected.get(branch)
+    if required is None:
+        continue
+    if new == ZERO:
+        deny("You can only delete protected branches using the web interface.")
+    if level < required:
+        deny("You are not allowed to push code to protected branches on this project.")
+    if old != ZERO and subprocess.run(
+        ["git", "merge-base", "--is-ancestor", old, new]
+    ).returncode != 0:
+        deny("You are not allowed to force push code to a protected branch on this project.")
+"""
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _truthy(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if value is None:
+        return False
+    return str(value).strip().lower() in {"1", "true", "yes", "on"}
+
+
+def basic_auth_header(user: str, token: str) -> str:
+    """The ``Authorization`` header value git sends for ``user:token``."""
+    return "Basic " + base64.b64encode(f"{user}:{token}".encode()).decode()
+
+
+def git_auth_env(url: str, user: str, token: str, *, home: Path | None = None) -> dict[str, str]:
+    """Environment for a ``git`` subprocess: no prompts, isolated config, pre-emptive Basic.
+
+    The token travels in ``http.<url>/.extraHeader`` through ``GIT_CONFIG_*`` variables,
+    never in argv or a config file.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env.update(
+        {
+            "GIT_TERMINAL_PROMPT": "0",
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_AUTHOR_NAME": "Test Author",
+            "GIT_AUTHOR_EMAIL": "author@example.com",
+            "GIT_COMMITTER_NAME": "Test Author",
+            "GIT_COMMITTER_EMAIL": "author@example.com",
+            "GIT_CONFIG_COUNT": "1",
+            "GIT_CONFIG_KEY_0": f"http.{url}/.extraHeader",
+            "GIT_CONFIG_VALUE_0": "Authorization: " + basic_auth_header(user, token),
+        }
+    )
+    if home is not None:
+        home.mkdir(parents=True, exist_ok=True)
+        env["HOME"] = str(home)
+        env["XDG_CONFIG_HOME"] = str(home / ".config")
+    return env
+
+
+def _ssh_fingerprints(key_text: str) -> tuple[str, str] | None:
+    """(MD5 colon hex, "SHA256:...") like ``ssh-keygen -l``, or None if not a public key."""
+    parts = key_text.split()
+    if len(parts) < 2 or parts[0] not in _SSH_KEY_TYPES:
+        return None
+    try:
+        blob = base64.b64decode(parts[1], validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    if len(blob) < 4:
+        return None
+    n = int.from_bytes(blob[:4], "big")
+    if blob[4 : 4 + n] != parts[0].encode():
+        return None
+    md5 = hashlib.md5(blob).hexdigest()
+    md5_colon = ":".join(md5[i : i + 2] for i in range(0, len(md5), 2))
+    sha = base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+    return md5_colon, "SHA256:" + sha
+
+
+@dataclass
+class RecordedRequest:
+    """One request as the fake saw it (token headers redacted)."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: bytes
+    user: str | None = None
+    status: int = 0
+
+    def header(self, name: str) -> str | None:
+        for key, value in self.headers.items():
+            if key.lower() == name.lower():
+                return value
+        return None
+
+    def json(self) -> Any:
+        return json.loads(self.body) if self.body else None
+
+    @property
+    def is_git(self) -> bool:
+        return _GIT_RE.match(self.path) is not None
+
+    @property
+    def is_write(self) -> bool:
+        """A mutating API call, or a git push (receive-pack)."""
+        if "git-receive-pack" in self.path or "service=git-receive-pack" in urlencode(
+            self.query, doseq=True
+        ):
+            return True
+        return not self.is_git and self.method in {"POST", "PUT", "PATCH", "DELETE"}
+
+
+@dataclass
+class FakeUser:
+    id: int
+    username: str
+    token: str
+    access_level: int
+    scopes: tuple[str, ...]
+    name: str
+    email: str
+
+
+@dataclass
+class _Fault:
+    method: str
+    pattern: re.Pattern[str]
+    status: int
+    times: int
+    body: Any
+    headers: dict[str, str]
+
+
+@dataclass
+class _Principal:
+    user: FakeUser | None  # None for a job token
+    label: str
+
+    @property
+    def is_job(self) -> bool:
+        return self.user is None
+
+    @property
+    def level(self) -> int:
+        return REPORTER if self.user is None else self.user.access_level
+
+
+@dataclass
+class _Response:
+    status: int
+    body: bytes = b""
+    headers: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _json(status: int, payload: Any, headers: Iterable[tuple[str, str]] = ()) -> _Response:
+    body = b"" if status == 204 else json.dumps(payload).encode()
+    return _Response(status, body, [("Content-Type", "application/json"), *headers])
+
+
+def _msg(status: int, message: Any) -> _Response:
+    return _json(status, {"message": message})
+
+
+_FORBIDDEN = (403, "403 Forbidden")
+
+
+def _git_env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env.update(
+        {
+            "HOME": str(home),
+            "XDG_CONFIG_HOME": str(home / ".config"),
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_AUTHOR_NAME": "Fake GitLab",
+            "GIT_AUTHOR_EMAIL": "fake-gitlab@example.com",
+            "GIT_COMMITTER_NAME": "Fake GitLab",
+            "GIT_COMMITTER_EMAIL": "fake-gitlab@example.com",
+        }
+    )
+    return env
+
+
+class FakeProject:
+    """A project: state dicts plus a real bare repository at ``repo_path``."""
+
+    def __init__(
+        self,
+        fake: FakeGitLab,
+        id: int,
+        path_with_namespace: str,
+        default_branch: str,
+        repo_path: Path,
+    ) -> None:
+        self._fake = fake
+        self.id = id
+        self.path_with_namespace = path_with_namespace
+        self.name = path_with_namespace.rsplit("/", 1)[-1]
+        self.default_branch = default_branch
+        self.repo_path = repo_path
+        self.created_at = _now()
+        self.merge_requests: list[dict[str, Any]] = []
+        self.deploy_keys: list[dict[str, Any]] = []
+        self.notes: dict[int, list[dict[str, Any]]] = {}
+        self.protected_branches: dict[str, int] = {}
+
+    # -- URLs -------------------------------------------------------------------------------
+    @property
+    def http_url_to_repo(self) -> str:
+        return f"{self._fake.url}/{self.path_with_namespace}.git"
+
+    @property
+    def ssh_url_to_repo(self) -> str:
+        base = self._fake.ssh_url_base
+        if base:
+            return f"{base.rstrip('/')}/{self.path_with_namespace}.git"
+        return f"git@127.0.0.1:{self.path_with_namespace}.git"
+
+    @property
+    def web_url(self) -> str:
+        return f"{self._fake.url}/{self.path_with_namespace}"
+
+    # -- git helpers ------------------------------------------------------------------------
+    def _run(
+        self,
+        *args: str,
+        input: bytes | None = None,
+        env: Mapping[str, str] | None = None,
+        check: bool = True,
+    ) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            ["git", "--git-dir", str(self.repo_path), *args],
+            input=input,
+            capture_output=True,
+            env=dict(env) if env is not None else self._fake._git_env,
+            check=check,
+        )
+
+    def git(self, *args: str) -> str:
+        """Run git in the bare repository; stdout as text."""
+        return self._run(*args).stdout.decode()
+
+    def branch_sha(self, name: str) -> str | None:
+        proc = self._run(
+            "rev-parse", "--verify", "-q", f"refs/heads/{name}^{{commit}}", check=False
+        )
+        if proc.returncode != 0:
+            return None
+        return proc.stdout.decode().strip() or None
+
+    def branches(self) -> list[str]:
+        out = self.git("for-each-ref", "--format=%(refname)", "refs/heads/")
+        return sorted(line[len("refs/heads/") :] for line in out.splitlines() if line)
+
+    def read_file(self, ref: str, path: str) -> bytes:
+        return self._run("cat-file", "blob", f"{ref}:{path}").stdout
+
+    def list_files(self, ref: str) -> list[str]:
+        out = self._run("ls-tree", "-r", "--name-only", "-z", ref).stdout.decode()
+        return [p for p in out.split("\0") if p]
+
+    def commit_count(self, ref: str) -> int:
+        return int(self.git("rev-list", "--count", ref).strip())
+
+    def commit_files(
+        self,
+        branch: str,
+        files: Mapping[str, str | bytes | None],
+        message: str = "Update files",
+        *,
+        start_branch: str | None = None,
+    ) -> str:
+        """Commit ``files`` on ``branch`` server-side (like a web edit); returns the new sha.
+
+        A missing ``branch`` starts from ``start_branch`` (default: the default branch).
+        """
+        old = self.branch_sha(branch)
+        parent = old or self.branch_sha(start_branch or self.default_branch)
+        with tempfile.TemporaryDirectory() as tmp:
+            env = {**self._fake._git_env, "GIT_INDEX_FILE": str(Path(tmp) / "index")}
+            if parent:
+                self._run("read-tree", parent, env=env)
+            for path, content in files.items():
+                if content is None:
+                    self._run("update-index", "--force-remove", "--", path, env=env)
+                    continue
+                data = content.encode() if isinstance(content, str) else content
+                blob = self._run("hash-object", "-w", "--stdin", input=data).stdout
+                self._run(
+                    "update-index",
+                    "--add",
+                    "--cacheinfo",
+                    f"100644,{blob.decode().strip()},{path}",
+                    env=env,
+                )
+            tree = self._run("write-tree", env=env).stdout.decode().strip()
+        parents = ["-p", parent] if parent else []
+        sha = self._run("commit-tree", tree, *parents, "-m", message).stdout.decode().strip()
+        self._run("update-ref", f"refs/heads/{branch}", sha, old or ZERO_SHA)
+        return sha
+
+    def merge_request(self, iid: int) -> dict[str, Any] | None:
+        with self._fake._lock:
+            mr = self._find_mr(iid)
+            return None if mr is None else self._fake._render_mr(self, mr)
+
+    def _find_mr(self, iid: int) -> dict[str, Any] | None:
+        return next((m for m in self.merge_requests if m["iid"] == iid), None)
+
+    def _commit_info(self, sha: str) -> dict[str, Any]:
+        fmt = "%H%x00%P%x00%an%x00%ae%x00%aI%x00%cn%x00%ce%x00%cI%x00%B"
+        parts = self.git("log", "-1", f"--format={fmt}", sha).split("\0")
+        message = parts[8].rstrip("\n") if len(parts) > 8 else ""
+        return {
+            "id": parts[0],
+            "short_id": parts[0][:8],
+            "created_at": parts[7],
+            "parent_ids": parts[1].split(),
+            "title": message.split("\n", 1)[0],
+            "message": message,
+            "author_name": parts[2],
+            "author_email": parts[3],
+            "authored_date": parts[4],
+            "committer_name": parts[5],
+            "committer_email": parts[6],
+            "committed_date": parts[7],
+            "web_url": f"{self.web_url}/-/commit/{parts[0]}",
+        }
+
+    def __repr__(self) -> str:
+        return f"FakeProject(id={self.id}, path={self.path_with_namespace!r})"
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = False
+    block_on_close = True
+
+    def __init__(self, fake: FakeGitLab) -> None:
+        self.fake = fake
+        self._conns: set[socket.socket] = set()
+        self._conns_lock = threading.Lock()
+        super().__init__(("127.0.0.1", 0), _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._conns_lock:
+            self._conns.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._conns_lock:
+            self._conns.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        with self._conns_lock:
+            conns = list(self._conns)
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+    timeout = 60
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            chunks: list[bytes] = []
+            while True:
+                line = self.rfile.readline(65537)
+                if not line:
+                    break
+                size = int(line.split(b";", 1)[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    break
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()  # CRLF after each chunk
+            return b"".join(chunks)
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _handle(self) -> None:
+        body = self._read_body()
+        raw_path, _, query_string = self.path.partition("?")
+        headers = {k: v for k, v in self.headers.items()}
+        resp = self.server.fake._dispatch(self.command, raw_path, query_string, headers, body)
+        self.send_response(resp.status)
+        for key, value in resp.headers:
+            self.send_header(key, value)
+        if resp.status != 204:
+            self.send_header("Content-Length", str(len(resp.body)))
+        self.end_headers()
+        if resp.body and resp.status != 204:
+            self.wfile.write(resp.body)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
+
+
+class FakeGitLab:
+    """A fake GitLab server (see the module docstring)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self._repos = self.root / "repos"
+        self._home = self.root / "home"
+        self._repos.mkdir(parents=True, exist_ok=True)
+        self._home.mkdir(parents=True, exist_ok=True)
+        self._git_env = _git_env(self._home)
+        self._lock = threading.RLock()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self.url = ""
+        self.ssh_url_base: str | None = None
+        self.users: dict[str, FakeUser] = {}
+        self._job_tokens: set[str] = set()
+        self.projects: dict[int, FakeProject] = {}
+        self.requests: list[RecordedRequest] = []
+        self.errors: list[str] = []
+        self._faults: list[_Fault] = []
+        self._deploy_keys: dict[int, dict[str, Any]] = {}
+        self._ids: dict[str, int] = {}
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> FakeGitLab:
+        if self._server is not None:
+            return self
+        self._server = _Server(self)
+        port = self._server.server_address[1]
+        self.url = f"http://127.0.0.1:{port}"
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"fake-gitlab-{port}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, thread = self._server, self._thread
+        if server is None:
+            return
+        server.shutdown()
+        server.close_connections()
+        server.server_close()  # joins the handler threads (block_on_close)
+        if thread is not None:
+            thread.join(timeout=10)
+        self._server = self._thread = None
+
+    @property
+    def thread(self) -> threading.Thread | None:
+        return self._thread
+
+    def __enter__(self) -> FakeGitLab:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- setup -------------------------------------------------------------------------------
+    def _next_id(self, kind: str) -> int:
+        with self._lock:
+            self._ids[kind] = self._ids.get(kind, 0) + 1
+            return self._ids[kind]
+
+    def add_user(
+        self,
+        username: str,
+        token: str,
+        *,
+        access_level: int = MAINTAINER,
+        scopes: Iterable[str] = ("api", "write_repository"),
+        name: str | None = None,
+        email: str | None = None,
+    ) -> FakeUser:
+        user = FakeUser(
+            id=self._next_id("user"),
+            username=username,
+            token=token,
+            access_level=access_level,
+            scopes=tuple(scopes),
+            name=name or username.title(),
+            email=email or f"{username}@example.com",
+        )
+        with self._lock:
+            self.users[username] = user
+        return user
+
+    def add_job_token(self, token: str) -> None:
+        with self._lock:
+            self._job_tokens.add(token)
+
+    def add_project(
+        self,
+        path_with_namespace: str,
+        *,
+        default_branch: str = "main",
+        initial_files: Mapping[str, str | bytes] | None = None,
+    ) -> FakeProject:
+        path_with_namespace = path_with_namespace.strip("/")
+        repo_path = self._repos / f"{path_with_namespace}.git"
+        repo_path.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            ["git", "init", "-q", "--bare", "-b", default_branch, str(repo_path)],
+            check=True,
+            capture_output=True,
+            env=self._git_env,
+        )
+        for key, value in (
+            ("receive.advertisePushOptions", "true"),
+            ("http.receivepack", "true"),
+            ("uploadpack.allowFilter", "true"),
+        ):
+            subprocess.run(
+                ["git", "--git-dir", str(repo_path), "config", key, value],
+                check=True,
+                env=self._git_env,
+            )
+        hook = repo_path / "hooks" / "pre-receive"
+        hook.write_text(_HOOK.format(python=sys.executable))
+        hook.chmod(0o755)
+        project = FakeProject(
+            self, self._next_id("project"), path_with_namespace, default_branch, repo_path
+        )
+        if initial_files:
+            project.commit_files(default_branch, initial_files, "Initial commit")
+        with self._lock:
+            self.projects[project.id] = project
+        return project
+
+    def protect_branch(
+        self, project: FakeProject | int | str, name: str, push_access_level: int = MAINTAINER
+    ) -> None:
+        proj = self._resolve_project(project)
+        with self._lock:
+            proj.protected_branches[name] = push_access_level
+
+    def fail_next(
+        self,
+        method: str,
+        path_regex: str,
+        status: int,
+        *,
+        times: int = 1,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """Answer the next ``times`` matching requests with ``status`` (before any auth)."""
+        with self._lock:
+            self._faults.append(
+                _Fault(
+                    method.upper(), re.compile(path_regex), status, times, body, dict(headers or {})
+                )
+            )
+
+    def _resolve_project(self, ref: FakeProject | int | str) -> FakeProject:
+        if isinstance(ref, FakeProject):
+            return ref
+        found = self._find_project(str(ref))
+        if found is None:
+            raise KeyError(ref)
+        return found
+
+    def _find_project(self, ref: str) -> FakeProject | None:
+        with self._lock:
+            if ref.isdigit():
+                return self.projects.get(int(ref))
+            return next(
+                (p for p in self.projects.values() if p.path_with_namespace == ref.strip("/")),
+                None,
+            )
+
+    # -- dispatch ----------------------------------------------------------------------------
+    def _dispatch(
+        self,
+        method: str,
+        raw_path: str,
+        query_string: str,
+        headers: dict[str, str],
+        body: bytes,
+    ) -> _Response:
+        redacted = {}
+        for key, value in headers.items():
+            if key.lower() in _REDACTED_HEADERS:
+                scheme = value.split(" ", 1)[0] if " " in value else ""
+                value = f"{scheme} ***" if scheme else "***"
+            redacted[key] = value
+        rec = RecordedRequest(
+            method, raw_path, parse_qs(query_string, keep_blank_values=True), redacted, body
+        )
+        with self._lock:
+            self.requests.append(rec)
+        try:
+            resp = self._take_fault(method, raw_path)
+            if resp is None:
+                if raw_path == API_PREFIX or raw_path.startswith(API_PREFIX + "/"):
+                    resp = self._api(rec, method, raw_path, query_string, headers, body)
+                elif (m := _GIT_RE.match(raw_path)) is not None:
+                    resp = self._git(rec, m, method, raw_path, query_string, headers, body)
+                else:
+                    resp = _json(404, {"error": "404 Not Found"})
+        except Exception:
+            with self._lock:
+                self.errors.append(traceback.format_exc())
+            resp = _msg(500, "500 Internal Server Error")
+        rec.status = resp.status
+        return resp
+
+    def _take_fault(self, method: str, raw_path: str) -> _Response | None:
+        with self._lock:
+            for fault in self._faults:
+                if fault.method not in (method, "*"):
+                    continue
+                if not (fault.pattern.search(raw_path) or fault.pattern.search(unquote(raw_path))):
+                    continue
+                fault.times -= 1
+                if fault.times <= 0:
+                    self._faults.remove(fault)
+                payload = (
+                    fault.body
+                    if fault.body is not None
+                    else {"message": f"{fault.status} Fake Failure"}
+                )
+                return _json(fault.status, payload, fault.headers.items())
+        return None
+
+    # -- API ---------------------------------------------------------------------------------
+    def _api_principal(self, headers: Mapping[str, str]) -> _Principal | None:
+        lower = {k.lower(): v for k, v in headers.items()}
+        token = lower.get("private-token")
+        auth = lower.get("authorization", "")
+        if token is None and auth.lower().startswith("bearer "):
+            token = auth[7:].strip()
+        with self._lock:
+            if token is not None:
+                user = next((u for u in self.users.values() if u.token == token), None)
+                return None if user is None else _Principal(user, user.username)
+            job = lower.get("job-token")
+            if job is not None and job in self._job_tokens:
+                return _Principal(None, "gitlab-ci-token")
+        return None
+
+    @staticmethod
+    def _params(query_string: str, headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
+        params: dict[str, Any] = {}
+
+        def merge_form(pairs: dict[str, list[str]]) -> None:
+            for key, values in pairs.items():
+                if key.endswith("[]"):
+                    params[key[:-2]] = values
+                else:
+                    params[key] = values[-1]
+
+        merge_form(parse_qs(query_string, keep_blank_values=True))
+        ctype = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
+        if body:
+            if "json" in ctype:
+                data = json.loads(body)
+                if isinstance(data, dict):
+                    params.update(data)
+            else:
+                merge_form(parse_qs(body.decode(), keep_blank_values=True))
+        return params
+
+    def _api(
+        self,
+        rec: RecordedRequest,
+        method: str,
+        raw_path: str,
+        query_string: str,
+        headers: dict[str, str],
+        body: bytes,
+    ) -> _Response:
+        principal = self._api_principal(headers)
+        if principal is None:
+            return _msg(401, "401 Unauthorized")
+        rec.user = principal.label
+        if principal.user is not None:
+            scopes = set(principal.user.scopes)
+            if "api" not in scopes and not (method == "GET" and "read_api" in scopes):
+                return _json(
+                    403,
+                    {
+                        "error": "insufficient_scope",
+                        "error_description": "The request requires higher privileges than "
+                        "provided by the access token.",
+                        "scope": "api read_api" if method == "GET" else "api",
+                    },
+                )
+        try:
+            params = self._params(query_string, headers, body)
+        except (ValueError, UnicodeDecodeError):
+            return _msg(400, "400 Bad request - Invalid JSON")
+        sub = raw_path[len(API_PREFIX) :]
+        if sub == "/user" and method == "GET":
+            if principal.user is None:
+                return _msg(401, "401 Unauthorized")
+            return _json(200, self._render_user(principal.user, full=True))
+        if sub == "/version" and method == "GET":
+            return _json(200, {"version": "17.0.0-fake", "revision": "fake"})
+        m = re.fullmatch(r"/projects/([^/]+)(/.*)?", sub)
+        if m is None:
+            return _json(404, {"error": "404 Not Found"})
+        project = self._find_project(unquote(m.group(1)))
+        if project is None:
+            return _msg(404, "404 Project Not Found")
+        rest = m.group(2) or ""
+        with self._lock:
+            return self._project_route(project, principal, method, raw_path, rest, params)
+
+    def _project_route(
+        self,
+        project: FakeProject,
+        who: _Principal,
+        method: str,
+        raw_path: str,
+        rest: str,
+        params: dict[str, Any],
+    ) -> _Response:
+        if rest in ("", "/"):
+            if method == "GET":
+                return _json(200, self._render_project(project))
+        elif rest == "/merge_requests":
+            if method == "GET":
+                return self._mr_list(project, raw_path, params)
+            if method == "POST":
+                return self._mr_create(project, who, params)
+        elif m := re.fullmatch(r"/merge_requests/(\d+)", rest):
+            mr = project._find_mr(int(m.group(1)))
+            if mr is None:
+                return _msg(404, "404 Not found")
+            if method == "GET":
+                return _json(200, self._render_mr(project, mr))
+            if method == "PUT":
+                return self._mr_update(project, who, mr, params)
+        elif m := re.fullmatch(r"/merge_requests/(\d+)/merge", rest):
+            mr = project._find_mr(int(m.group(1)))
+            if mr is None:
+                return _msg(404, "404 Not found")
+            if method == "PUT":
+                return self._mr_merge(project, who, mr, params)
+        elif m := re.fullmatch(r"/merge_requests/(\d+)/notes(?:/(\d+))?", rest):
+            mr = project._find_mr(int(m.group(1)))
+            if mr is None:
+                return _msg(404, "404 Not found")
+            note_id = int(m.group(2)) if m.group(2) else None
+            return self._notes(project, who, mr, note_id, method, raw_path, params)
+        elif rest == "/repository/branches":
+            if method == "GET":
+                names = project.branches()
+                if search := params.get("search"):
+                    names = [n for n in names if str(search) in n]
+                items = [self._render_branch(project, n) for n in names]
+                return self._paginate([i for i in items if i], raw_path, params)
+        elif rest.startswith("/repository/branches/"):
+            name = unquote(rest[len("/repository/branches/") :])
+            return self._branch(project, who, name, method)
+        elif rest == "/deploy_keys" or re.fullmatch(r"/deploy_keys/\d+", rest):
+            key_id = int(rest.rsplit("/", 1)[1]) if rest.count("/") == 2 else None
+            return self._deploy_keys_route(project, who, key_id, method, raw_path, params)
+        return _json(404, {"error": "404 Not Found"})
+
+    # -- rendering ---------------------------------------------------------------------------
+    def _render_user(self, user: FakeUser, *, full: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": user.id,
+            "username": user.username,
+            "name": user.name,
+            "state": "active",
+            "avatar_url": None,
+            "web_url": f"{self.url}/{user.username}",
+        }
+        if full:
+            out.update(
+                {
+                    "email": user.email,
+                    "public_email": user.email,
+                    "bot": False,
+                    "created_at": "2024-01-01T00:00:00.000Z",
+                }
+            )
+        return out
+
+    def _render_project(self, p: FakeProject) -> dict[str, Any]:
+        namespace = p.path_with_namespace.rsplit("/", 1)[0] if "/" in p.path_with_namespace else ""
+        return {
+            "id": p.id,
+            "name": p.name,
+            "path": p.name,
+            "path_with_namespace": p.path_with_namespace,
+            "name_with_namespace": p.path_with_namespace.replace("/", " / "),
+            "namespace": {
+                "id": 1,
+                "name": namespace.rsplit("/", 1)[-1],
+                "path": namespace.rsplit("/", 1)[-1],
+                "kind": "group",
+                "full_path": namespace,
+            },
+            "default_branch": p.default_branch,
+            "visibility": "private",
+            "http_url_to_repo": p.http_url_to_repo,
+            "ssh_url_to_repo": p.ssh_url_to_repo,
+            "web_url": p.web_url,
+            "created_at": p.created_at,
+            "last_activity_at": _now(),
+            "archived": False,
+            "empty_repo": not p.branches(),
+        }
+
+    def _render_mr(self, project: FakeProject, mr: dict[str, Any]) -> dict[str, Any]:
+        head = project.branch_sha(mr["source_branch"])
+        if head is not None and mr["state"] == "opened":
+            mr["sha"] = head
+        mr["draft"] = mr["work_in_progress"] = bool(_DRAFT_RE.match(mr["title"]))
+        return copy.deepcopy(mr)
+
+    def _render_branch(self, project: FakeProject, name: str) -> dict[str, Any] | None:
+        sha = project.branch_sha(name)
+        if sha is None:
+            return None
+        default_sha = project.branch_sha(project.default_branch)
+        merged = False
+        if name != project.default_branch and default_sha:
+            merged = (
+                project._run(
+                    "merge-base", "--is-ancestor", sha, default_sha, check=False
+                ).returncode
+                == 0
+            )
+        protected = name in project.protected_branches
+        return {
+            "name": name,
+            "commit": project._commit_info(sha),
+            "merged": merged,
+            "protected": protected,
+            "developers_can_push": not protected or project.protected_branches[name] <= DEVELOPER,
+            "developers_can_merge": not protected,
+            "can_push": True,
+            "default": name == project.default_branch,
+            "web_url": f"{project.web_url}/-/tree/{quote(name, safe='/')}",
+        }
+
+    def _paginate(self, items: list[Any], raw_path: str, params: Mapping[str, Any]) -> _Response:
+        try:
+            page = max(1, int(params.get("page") or 1))
+            per_page = min(100, max(1, int(params.get("per_page") or 20)))
+        except ValueError:
+            return _json(400, {"error": "page is invalid"})
+        total = len(items)
+        pages = max(1, math.ceil(total / per_page))
+        chunk = items[(page - 1) * per_page : page * per_page]
+        base = {k: v for k, v in params.items() if not isinstance(v, (dict, list))}
+
+        def link(n: int) -> str:
+            return f"{self.url}{raw_path}?{urlencode({**base, 'page': n, 'per_page': per_page})}"
+
+        links = []
+        if page < pages:
+            links.append(f'<{link(page + 1)}>; rel="next"')
+        if page > 1:
+            links.append(f'<{link(page - 1)}>; rel="prev"')
+        links += [f'<{link(1)}>; rel="first"', f'<{link(pages)}>; rel="last"']
+        headers = [
+            ("X-Total", str(total)),
+            ("X-Total-Pages", str(pages)),
+            ("X-Per-Page", str(per_page)),
+            ("X-Page", str(page)),
+            ("X-Next-Page", str(page + 1) if page < pages else ""),
+            ("X-Prev-Page", str(page - 1) if page > 1 else ""),
+            ("Link", ", ".join(links)),
+        ]
+        return _json(200, chunk, headers)
+
+    # -- merge requests ----------------------------------------------------------------------
+    def _mr_list(self, project: FakeProject, raw_path: str, params: Mapping[str, Any]) -> _Response:
+        state = params.get("state", "all")
+        items = []
+        for mr in project.merge_requests:
+            if state not in ("all", None, "") and mr["state"] != state:
+                continue
+            if params.get("source_branch") and mr["source_branch"] != params["source_branch"]:
+                continue
+            if params.get("target_branch") and mr["target_branch"] != params["target_branch"]:
+                continue
+            if params.get("iids") and str(mr["iid"]) not in [str(i) for i in params["iids"]]:
+                continue
+            if labels := params.get("labels"):
+                wanted = self._labels(labels)
+                if not set(wanted) <= set(mr["labels"]):
+                    continue
+            items.append(self._render_mr(project, mr))
+        items.sort(key=lambda m: m["id"], reverse=params.get("sort", "desc") != "asc")
+        return self._paginate(items, raw_path, params)
+
+    @staticmethod
+    def _labels(value: Any) -> list[str]:
+        raw = value if isinstance(value, list) else str(value).split(",")
+        return sorted({str(v).strip() for v in raw if str(v).strip()})
+
+    @staticmethod
+    def _apply_draft(title: str, draft: Any) -> str:
+        bare = _DRAFT_RE.sub("", title, count=1)
+        return f"Draft: {bare}" if _truthy(draft) else bare
+
+    def _mr_create(
+        self, project: FakeProject, who: _Principal, params: dict[str, Any]
+    ) -> _Response:
+        if who.is_job or who.level < DEVELOPER:
+            return _msg(*_FORBIDDEN)
+        missing = [k for k in ("source_branch", "target_branch", "title") if not params.get(k)]
+        if missing:
+            return _json(400, {"error": ", ".join(f"{k} is missing" for k in missing)})
+        src, tgt = str(params["source_branch"]), str(params["target_branch"])
+        if src == tgt:
+            return _msg(422, ["You can't use same project/branch for source and target"])
+        for label, branch in (("Source", src), ("Target", tgt)):
+            if project.branch_sha(branch) is None:
+                return _msg(422, [f'{label} branch "{branch}" does not exist'])
+        for other in project.merge_requests:
+            if (
+                other["state"] == "opened"
+                and other["source_branch"] == src
+                and other["target_branch"] == tgt
+            ):
+                return _msg(
+                    409,
+                    [
+                        f"Another open merge request already exists for this source branch: "
+                        f"!{other['iid']}"
+                    ],
+                )
+        title = str(params["title"])
+        if "draft" in params:
+            title = self._apply_draft(title, params["draft"])
+        assignee = None
+        if params.get("assignee_id") not in (None, ""):
+            assignee = next(
+                (
+                    self._render_user(u)
+                    for u in self.users.values()
+                    if u.id == int(params["assignee_id"])
+                ),
+                None,
+            )
+        iid = len(project.merge_requests) + 1
+        now = _now()
+        assert who.user is not None
+        mr: dict[str, Any] = {
+            "id": self._next_id("mr"),
+            "iid": iid,
+            "project_id": project.id,
+            "title": title,
+            "description": str(params.get("description") or ""),
+            "state": "opened",
+            "created_at": now,
+            "updated_at": now,
+            "merged_at": None,
+            "closed_at": None,
+            "merged_by": None,
+            "target_branch": tgt,
+            "source_branch": src,
+            "source_project_id": project.id,
+            "target_project_id": project.id,
+            "author": self._render_user(who.user),
+            "assignee": assignee,
+            "assignees": [assignee] if assignee else [],
+            "labels": self._labels(params.get("labels") or []),
+            "draft": False,
+            "work_in_progress": False,
+            "merge_when_pipeline_succeeds": False,
+            "merge_status": "can_be_merged",
+            "detailed_merge_status": "mergeable",
+            "sha": project.branch_sha(src),
+            "merge_commit_sha": None,
+            "squash": _truthy(params.get("squash")),
+            "force_remove_source_branch": _truthy(params.get("remove_source_branch")),
+            "should_remove_source_branch": None,
+            "has_conflicts": False,
+            "references": {
+                "short": f"!{iid}",
+                "relative": f"!{iid}",
+                "full": f"{project.path_with_namespace}!{iid}",
+            },
+            "web_url": f"{project.web_url}/-/merge_requests/{iid}",
+        }
+        project.merge_requests.append(mr)
+        project.notes[iid] = []
+        return _json(201, self._render_mr(project, mr))
+
+    _MR_UPDATABLE = (
+        "title",
+        "description",
+        "labels",
+        "add_labels",
+        "remove_labels",
+        "state_event",
+        "remove_source_branch",
+        "draft",
+        "target_branch",
+        "assignee_id",
+        "squash",
+    )
+
+    def _mr_update(
+        self, project: FakeProject, who: _Principal, mr: dict[str, Any], params: dict[str, Any]
+    ) -> _Response:
+        if who.is_job or who.level < DEVELOPER:
+            return _msg(*_FORBIDDEN)
+        if not any(k in params for k in self._MR_UPDATABLE):
+            return _json(
+                400,
+                {
+                    "error": ", ".join(self._MR_UPDATABLE)
+                    + " are missing, at least one parameter must be provided"
+                },
+            )
+        if "title" in params:
+            mr["title"] = str(params["title"])
+        if "draft" in params:
+            mr["title"] = self._apply_draft(mr["title"], params["draft"])
+        if "description" in params:
+            mr["description"] = str(params["description"] or "")
+        if "labels" in params:
+            mr["labels"] = self._labels(params["labels"] or [])
+        if "add_labels" in params:
+            mr["labels"] = sorted(set(mr["labels"]) | set(self._labels(params["add_labels"])))
+        if "remove_labels" in params:
+            mr["labels"] = sorted(set(mr["labels"]) - set(self._labels(params["remove_labels"])))
+        if "target_branch" in params:
+            mr["target_branch"] = str(params["target_branch"])
+        if "remove_source_branch" in params:
+            mr["force_remove_source_branch"] = _truthy(params["remove_source_branch"])
+        if "squash" in params:
+            mr["squash"] = _truthy(params["squash"])
+        if "assignee_id" in params:
+            aid = params["assignee_id"]
+            assignee: dict[str, Any] | None = None
+            for u in self.users.values():
+                if aid not in (None, "", 0, "0") and u.id == int(aid):
+                    assignee = self._render_user(u)
+            mr["assignee"], mr["assignees"] = assignee, [assignee] if assignee else []
+        event = params.get("state_event")
+        if event == "close" and mr["state"] == "opened":
+            mr["state"], mr["closed_at"] = "closed", _now()
+        elif event == "reopen" and mr["state"] == "closed":
+            mr["state"], mr["closed_at"] = "opened", None
+        mr["updated_at"] = _now()
+        return _json(200, self._render_mr(project, mr))
+
+    def _mr_merge(
+        self, project: FakeProject, who: _Principal, mr: dict[str, Any], params: dict[str, Any]
+    ) -> _Response:
+        if who.is_job or who.level < DEVELOPER:
+            return _msg(*_FORBIDDEN)
+        if mr["state"] != "opened":
+            return _msg(405, "405 Method Not Allowed")
+        src_sha = project.branch_sha(mr["source_branch"])
+        tgt_sha = project.branch_sha(mr["target_branch"])
+        if src_sha is None or tgt_sha is None:
+            return _msg(405, "405 Method Not Allowed")
+        if params.get("sha") and params["sha"] != src_sha:
+            return _msg(409, f"SHA does not match HEAD of source branch: {src_sha}")
+        if "should_remove_source_branch" in params:
+            mr["should_remove_source_branch"] = _truthy(params["should_remove_source_branch"])
+        if _truthy(params.get("merge_when_pipeline_succeeds")) or _truthy(params.get("auto_merge")):
+            mr["merge_when_pipeline_succeeds"] = True
+            mr["merge_user"] = self._render_user(who.user) if who.user else None
+            mr["updated_at"] = _now()
+            return _json(200, self._render_mr(project, mr))
+        tree = project._run("merge-tree", "--write-tree", tgt_sha, src_sha, check=False)
+        if tree.returncode != 0:
+            return _msg(406, "Branch cannot be merged")
+        message = (
+            f"Merge branch '{mr['source_branch']}' into '{mr['target_branch']}'\n\n"
+            f"{mr['title']}\n\nSee merge request {project.path_with_namespace}!{mr['iid']}"
+        )
+        new = project.git(
+            "commit-tree",
+            tree.stdout.decode().split()[0],
+            "-p",
+            tgt_sha,
+            "-p",
+            src_sha,
+            "-m",
+            message,
+        ).strip()
+        project.git("update-ref", f"refs/heads/{mr['target_branch']}", new, tgt_sha)
+        mr.update(
+            {
+                "state": "merged",
+                "merged_at": _now(),
+                "merge_commit_sha": new,
+                "sha": src_sha,
+                "updated_at": _now(),
+                "merged_by": self._render_user(who.user) if who.user else None,
+            }
+        )
+        if mr["force_remove_source_branch"] or mr.get("should_remove_source_branch"):
+            project.git("update-ref", "-d", f"refs/heads/{mr['source_branch']}", src_sha)
+        return _json(200, self._render_mr(project, mr))
+
+    # -- notes -------------------------------------------------------------------------------
+    def _notes(
+        self,
+        project: FakeProject,
+        who: _Principal,
+        mr: dict[str, Any],
+        note_id: int | None,
+        method: str,
+        raw_path: str,
+        params: dict[str, Any],
+    ) -> _Response:
+        notes = project.notes.setdefault(mr["iid"], [])
+        if note_id is None:
+            if method == "GET":
+                ordered = sorted(
+                    notes, key=lambda n: n["id"], reverse=params.get("sort", "desc") != "asc"
+                )
+                return self._paginate(copy.deepcopy(ordered), raw_path, params)
+            if method == "POST":
+                if who.is_job or who.user is None:
+                    return _msg(*_FORBIDDEN)
+                if not params.get("body"):
+                    return _json(400, {"error": "body is missing"})
+                now = _now()
+                note = {
+                    "id": self._next_id("note"),
+                    "type": None,
+                    "body": str(params["body"]),
+                    "author": self._render_user(who.user),
+                    "created_at": now,
+                    "updated_at": now,
+                    "system": False,
+                    "noteable_id": mr["id"],
+                    "noteable_type": "MergeRequest",
+                    "noteable_iid": mr["iid"],
+                    "project_id": project.id,
+                    "resolvable": False,
+                    "confidential": False,
+                    "internal": False,
+                }
+                notes.append(note)
+                return _json(201, copy.deepcopy(note))
+            return _json(404, {"error": "404 Not Found"})
+        found = [n for n in notes if n["id"] == note_id]
+        if not found:
+            return _msg(404, "404 Not found")
+        note = found[0]
+        if method == "GET":
+            return _json(200, copy.deepcopy(note))
+        if method == "PUT":
+            if who.user is None or note["author"]["id"] != who.user.id:
+                return _msg(*_FORBIDDEN)
+            if not params.get("body"):
+                return _json(400, {"error": "body is missing"})
+            note["body"], note["updated_at"] = str(params["body"]), _now()
+            return _json(200, copy.deepcopy(note))
+        return _json(404, {"error": "404 Not Found"})
+
+    # -- branches ----------------------------------------------------------------------------
+    def _branch(self, project: FakeProject, who: _Principal, name: str, method: str) -> _Response:
+        if method == "GET":
+            rendered = self._render_branch(project, name)
+            if rendered is None:
+                return _msg(404, "404 Branch Not Found")
+            return _json(200, rendered)
+        if method == "DELETE":
+            if who.is_job or who.level < DEVELOPER:
+                return _msg(*_FORBIDDEN)
+            sha = project.branch_sha(name)
+            if sha is None:
+                return _msg(404, "404 Branch Not Found")
+            if name == project.default_branch:
+                return _msg(400, "The default branch of a project cannot be deleted.")
+            if name in project.protected_branches and who.level < MAINTAINER:
+                return _msg(
+                    400,
+                    "You are not allowed to delete protected branches from this "
+                    "project. Only a project maintainer or owner can delete a "
+                    "protected branch.",
+                )
+            project.git("update-ref", "-d", f"refs/heads/{name}", sha)
+            return _json(204, None)
+        return _json(404, {"error": "404 Not Found"})
+
+    # -- deploy keys -------------------------------------------------------------------------
+    def _deploy_keys_route(
+        self,
+        project: FakeProject,
+        who: _Principal,
+        key_id: int | None,
+        method: str,
+        raw_path: str,
+        params: dict[str, Any],
+    ) -> _Response:
+        if who.is_job or who.level < MAINTAINER:
+            return _msg(*_FORBIDDEN)
+        if key_id is None:
+            if method == "GET":
+                return self._paginate(copy.deepcopy(project.deploy_keys), raw_path, params)
+            if method == "POST":
+                return self._deploy_key_create(project, params)
+            return _json(404, {"error": "404 Not Found"})
+        entry = next((k for k in project.deploy_keys if k["id"] == key_id), None)
+        if method == "GET":
+            return _msg(404, "404 Not found") if entry is None else _json(200, entry)
+        if method == "DELETE":
+            if entry is None:
+                return _msg(404, "404 Deploy Key Not Found")
+            project.deploy_keys.remove(entry)
+            return _json(204, None)
+        if method == "PUT":
+            if entry is None:
+                return _msg(404, "404 Not found")
+            if "title" not in params and "can_push" not in params:
+                return _json(
+                    400,
+                    {
+                        "error": "title, can_push are missing, at least one "
+                        "parameter must be provided"
+                    },
+                )
+            if "title" in params:
+                entry["title"] = str(params["title"])
+                self._deploy_keys[key_id]["title"] = entry["title"]
+            if "can_push" in params:
+                entry["can_push"] = _truthy(params["can_push"])
+            return _json(200, copy.deepcopy(entry))
+        return _json(404, {"error": "404 Not Found"})
+
+    def _deploy_key_create(self, project: FakeProject, params: dict[str, Any]) -> _Response:
+        missing = [k for k in ("key", "title") if not params.get(k)]
+        if missing:
+            return _json(400, {"error": ", ".join(f"{k} is missing" for k in missing)})
+        text = str(params["key"]).strip()
+        can_push = _truthy(params.get("can_push"))
+        existing = next((k for k in project.deploy_keys if k["key"] == text), None)
+        if existing is not None:  # GitLab answers the key already joined to the project
+            return _json(201, copy.deepcopy(existing))
+        known = next((k for k in self._deploy_keys.values() if k["key"] == text), None)
+        if known is None:
+            fps = _ssh_fingerprints(text)
+            if fps is None:
+                return _msg(
+                    400,
+                    {
+                        "deploy_key.key": ["is invalid"],
+                        "deploy_key.fingerprint_sha256": ["cannot be generated"],
+                    },
+                )
+            if any(k["fingerprint_sha256"] == fps[1] for k in self._deploy_keys.values()):
+                return _msg(400, {"deploy_key.fingerprint_sha256": ["has already been taken"]})
+            known = {
+                "id": self._next_id("deploy_key"),
+                "title": str(params["title"]),
+                "key": text,
+                "created_at": _now(),
+                "expires_at": params.get("expires_at"),
+                "fingerprint": fps[0],
+                "fingerprint_sha256": fps[1],
+                "usage_type": "auth_and_signing",
+            }
+            self._deploy_keys[known["id"]] = known
+        entry = {**copy.deepcopy(known), "can_push": can_push}
+        project.deploy_keys.append(entry)
+        return _json(201, copy.deepcopy(entry))
+
+    # -- git smart HTTP ----------------------------------------------------------------------
+    def _git_principal(self, headers: Mapping[str, str]) -> _Principal | None:
+        auth = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
+        if not auth.lower().startswith("basic "):
+            return None
+        try:
+            user, _, token = base64.b64decode(auth[6:].strip()).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        if not user or not token:
+            return None
+        with self._lock:
+            if user == "gitlab-ci-token" and token in self._job_tokens:
+                return _Principal(None, "gitlab-ci-token")
+            found = next((u for u in self.users.values() if u.token == token), None)
+        return None if found is None else _Principal(found, found.username)
+
+    def _git(
+        self,
+        rec: RecordedRequest,
+        m: re.Match[str],
+        method: str,
+        raw_path: str,
+        query_string: str,
+        headers: dict[str, str],
+        body: bytes,
+    ) -> _Response:
+        text = [("Content-Type", "text/plain")]
+        who = self._git_principal(headers)
+        if who is None:
+            return _Response(
+                401,
+                b"HTTP Basic: Access denied\n",
+                [*text, ("WWW-Authenticate", 'Basic realm="GitLab"')],
+            )
+        rec.user = who.label
+        project = self._find_project(unquote(m.group("repo"))[: -len(".git")])
+        if project is None:
+            return _Response(404, b"The project you were looking for could not be found.\n", text)
+        push = m.group("rest") == "/git-receive-pack" or "service=git-receive-pack" in query_string
+        scopes = set(who.user.scopes) if who.user else set()
+        if who.user is not None and not scopes & {"api", "write_repository", "read_repository"}:
+            return _Response(403, b"You are not allowed to download code.\n", text)
+        if push and (
+            who.is_job or who.level < DEVELOPER or not scopes & {"api", "write_repository"}
+        ):
+            return _Response(403, b"You are not allowed to push code to this project.\n", text)
+        with self._lock:
+            protected = json.dumps(project.protected_branches)
+        env = {
+            **self._git_env,
+            "GIT_PROJECT_ROOT": str(self._repos),
+            "GIT_HTTP_EXPORT_ALL": "1",
+            "PATH_INFO": unquote(raw_path),
+            "QUERY_STRING": query_string,
+            "REQUEST_METHOD": method,
+            "CONTENT_TYPE": next(
+                (v for k, v in headers.items() if k.lower() == "content-type"), ""
+            ),
+            "CONTENT_LENGTH": str(len(body)),
+            "REMOTE_USER": who.label,
+            "REMOTE_ADDR": "127.0.0.1",
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "GATEWAY_INTERFACE": "CGI/1.1",
+            "FAKE_GITLAB_ACCESS_LEVEL": str(who.level),
+            "FAKE_GITLAB_PROTECTED": protected,
+            "FAKE_GITLAB_DEFAULT_BRANCH": project.default_branch,
+        }
+        lower = {k.lower(): v for k, v in headers.items()}
+        if "git-protocol" in lower:
+            env["GIT_PROTOCOL"] = lower["git-protocol"]
+        if "content-encoding" in lower:
+            env["HTTP_CONTENT_ENCODING"] = lower["content-encoding"]
+        proc = subprocess.run(
+            ["git", "http-backend"], input=body, env=env, capture_output=True, timeout=300
+        )
+        return self._parse_cgi(proc.stdout)
+
+    @staticmethod
+    def _parse_cgi(out: bytes) -> _Response:
+        sep = out.find(b"\r\n\r\n")
+        head, body = (out[:sep], out[sep + 4 :]) if sep >= 0 else out.split(b"\n\n", 1)
+        status = 200
+        headers: list[tuple[str, str]] = []
+        for line in head.decode("latin-1").splitlines():
+            if ":" not in line:
+                continue
+            key, value = (s.strip() for s in line.split(":", 1))
+            if key.lower() == "status":
+                status = int(value.split()[0])
+            elif key.lower() != "content-length":
+                headers.append((key, value))
+        return _Response(status, body, headers)
+
+
+def fake_gitlab_server(tmp_path: Path) -> Iterator[FakeGitLab]:
+    """Generator for a pytest fixture: ``fake_gitlab = pytest.fixture(fake_gitlab_server)``.
+
+    Starts a FakeGitLab with a Maintainer ``maintainer``/``glpat-maintainer``, a Developer
+    ``developer``/``glpat-developer`` and a job token ``job-token``; stops it afterwards.
+    """
+    fake = FakeGitLab(tmp_path / "fake-gitlab")
+    fake.add_user("maintainer", "glpat-maintainer", access_level=MAINTAINER)
+    fake.add_user("developer", "glpat-developer", access_level=DEVELOPER)
+    fake.add_job_token("job-token")
+    with fake:
+        yield fake
