@@ -21,9 +21,7 @@ class ApiChart(Chart):
     """The shop's API, reachable inside the cluster at :attr:`url`."""
 
     def __init__(self, scope: Construct, id: str, settings: Settings) -> None:
-        super().__init__(
-            scope, id, namespace=settings.namespace, labels=settings.labels(COMPONENT)
-        )
+        super().__init__(scope, id, namespace=settings.namespace, labels=settings.labels(COMPONENT))
         credentials = kplus.Secret.from_secret_name(self, "credentials", CREDENTIALS_SECRET)
         deployment = kplus.Deployment(
             self,

@@ -14,11 +14,11 @@ from cdk8s import App
 # Run as a script, Python puts charts/ on sys.path; the charts import each other as `charts.*`.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from charts.api import ApiChart  # noqa: E402
-from charts.base import BaseChart  # noqa: E402
-from charts.settings import PRODUCTION, Settings  # noqa: E402
-from charts.web import WebChart  # noqa: E402
-from charts.worker import WorkerChart  # noqa: E402
+from charts.api import ApiChart
+from charts.base import BaseChart
+from charts.settings import PRODUCTION, Settings
+from charts.web import WebChart
+from charts.worker import WorkerChart
 
 
 def build(app: App, settings: Settings = PRODUCTION) -> App:

@@ -16,9 +16,7 @@ class WebChart(Chart):
     """Serves the shop's pages at ``https://<domain>/`` and calls the API inside the cluster."""
 
     def __init__(self, scope: Construct, id: str, settings: Settings, *, api_url: str) -> None:
-        super().__init__(
-            scope, id, namespace=settings.namespace, labels=settings.labels(COMPONENT)
-        )
+        super().__init__(scope, id, namespace=settings.namespace, labels=settings.labels(COMPONENT))
         config = kplus.ConfigMap(
             self,
             "config",
@@ -57,11 +55,17 @@ class WebChart(Chart):
             metadata=ApiObjectMetadata(name=COMPONENT),
             rules=[
                 kplus.IngressRule(
-                    host=settings.domain, path="/", backend=kplus.IngressBackend.from_service(service)
+                    host=settings.domain,
+                    path="/",
+                    backend=kplus.IngressBackend.from_service(service),
                 )
             ],
-            tls=[kplus.IngressTls(hosts=[settings.domain], secret=kplus.Secret.from_secret_name(
-                self, "tls", f"{COMPONENT}-tls"))],
+            tls=[
+                kplus.IngressTls(
+                    hosts=[settings.domain],
+                    secret=kplus.Secret.from_secret_name(self, "tls", f"{COMPONENT}-tls"),
+                )
+            ],
         )
         kplus.HorizontalPodAutoscaler(
             self,

@@ -17,9 +17,7 @@ class WorkerChart(Chart):
     """Rebuilds the search index every night at 03:00."""
 
     def __init__(self, scope: Construct, id: str, settings: Settings) -> None:
-        super().__init__(
-            scope, id, namespace=settings.namespace, labels=settings.labels(COMPONENT)
-        )
+        super().__init__(scope, id, namespace=settings.namespace, labels=settings.labels(COMPONENT))
         credentials = kplus.Secret.from_secret_name(self, "credentials", CREDENTIALS_SECRET)
         kplus.CronJob(
             self,

@@ -32,7 +32,11 @@ def test_web_has_deployment_service_ingress_config_and_autoscaler() -> None:
     app = cdk8s.Testing.app()
     objects = cdk8s.Testing.synth(WebChart(app, "web", PRODUCTION, api_url="http://api"))
     assert sorted(o["kind"] for o in objects) == [
-        "ConfigMap", "Deployment", "HorizontalPodAutoscaler", "Ingress", "Service",
+        "ConfigMap",
+        "Deployment",
+        "HorizontalPodAutoscaler",
+        "Ingress",
+        "Service",
     ]
     (config,) = by_kind(objects, "ConfigMap")
     assert config["data"]["API_URL"] == "http://api"

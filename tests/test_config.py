@@ -38,7 +38,7 @@ def test_a_token_in_invoke_yaml_is_refused() -> None:
 
 
 def test_unknown_keys_are_refused_with_the_known_ones() -> None:
-    with pytest.raises(ConfigError, match="unknown setting gitopskit.outdirr") as caught:
+    with pytest.raises(ConfigError, match=r"unknown setting gitopskit\.outdirr") as caught:
         Settings({"outdirr": "x"}, {})
     assert "outdir" in str(caught.value)
 

@@ -26,7 +26,11 @@ def test_registered_secret_and_its_encodings_are_masked() -> None:
 
 
 def test_private_key_blocks_are_masked_even_unregistered() -> None:
-    key = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAA\n-----END OPENSSH PRIVATE KEY-----"
+    key = (
+        "-----BEGIN OPENSSH PRIVATE KEY-----\n"
+        "b3BlbnNzaC1rZXktdjEAAAA\n"
+        "-----END OPENSSH PRIVATE KEY-----"
+    )
     assert "b3BlbnNzaC1rZXktdjEAAAA" not in redactor.redact(f"x\n{key}\ny")
 
 

@@ -138,7 +138,7 @@ def test_app_command_comes_from_cdk8s_yaml_unless_overridden(tmp_path: Path) -> 
     (tmp_path / "cdk8s.yaml").write_text("language: python\napp: python charts/main.py\n")
     assert app_command(tmp_path) == "python charts/main.py"
     assert app_command(tmp_path, "python other.py") == "python other.py"
-    with pytest.raises(ConfigError, match="no cdk8s.yaml"):
+    with pytest.raises(ConfigError, match=r"no cdk8s\.yaml"):
         app_command(tmp_path / "elsewhere")
 
 
@@ -150,7 +150,7 @@ def test_app_sees_the_running_python_first_on_path(project: Path) -> None:
         "out = Path(os.environ['CDK8S_OUTDIR'])\n"
         "(out / 'env.k8s.yaml').write_text("
         "'apiVersion: v1\\nkind: ConfigMap\\nmetadata: {name: x}\\n"
-        "data: {python: \"%s\"}\\n' % sys.executable)\n"
+        'data: {python: "%s"}\\n\' % sys.executable)\n'
     )
     synth(project, Path("dist"))
     import sys
@@ -163,7 +163,9 @@ def test_task_failure_is_one_message_and_exit_1(project: Path) -> None:
     write_app(project, 'raise ValueError("replicas must be positive")')
     done = run_invoke(project, "synth")
     assert done.returncode == 1
-    assert "error     a chart failed: app.py:7: ValueError: replicas must be positive" in done.stderr
+    assert (
+        "error     a chart failed: app.py:7: ValueError: replicas must be positive" in done.stderr
+    )
     assert 'File "' in done.stderr  # the chart's own traceback is shown
     assert "gitopskit/" not in done.stderr  # ... but no frame of ours
     assert done.stdout == ""

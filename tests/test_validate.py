@@ -73,7 +73,7 @@ def test_corrupt_cache_is_rebuilt(tmp_path: Path) -> None:
 
 
 def test_unsupported_version_lists_the_supported_ones() -> None:
-    with pytest.raises(ConfigError, match="no Kubernetes 9.99 schema"):
+    with pytest.raises(ConfigError, match=r"no Kubernetes 9\.99 schema"):
         SchemaValidator("9.99")
-    with pytest.raises(ConfigError, match="not like 1.34"):
+    with pytest.raises(ConfigError, match=r"not like 1\.34"):
         SchemaValidator("latest")
