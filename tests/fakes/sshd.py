@@ -57,9 +57,9 @@ HOST_KEY_TYPES: tuple[tuple[str, list[str]], ...] = (
 KEY_OPTIONS = "no-port-forwarding,no-X11-forwarding,no-agent-forwarding,no-pty,no-user-rc"
 
 # Runs as AuthorizedKeysCommand and as the forced command; must be stdlib only because it
-# is started with ``python -I`` by sshd, outside any virtualenv.
+# is started with ``python -I -S`` by sshd, outside any virtualenv.
 GATEKEEPER = r"""
-import os, shlex, socket, sys
+import os, socket, sys
 
 
 def ask(sock_path, request):
@@ -85,6 +85,8 @@ def main():
     if mode == "keys":
         sys.stdout.write(ask(sock_path, "keys"))
         return
+    import shlex  # only here: AuthorizedKeysCommand runs on every auth, keep it quick
+
     can_push = sys.argv[3] == "1"
     original = os.environ.get("SSH_ORIGINAL_COMMAND", "")
     try:
@@ -203,19 +205,49 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _pids_with_arg(needle: str) -> list[int]:
-    """Pids of processes whose argv contains ``needle`` (sshd children re-exec with our -f)."""
-    found = []
+def _descendants(root_pid: int) -> list[int]:
+    """All live descendants of ``root_pid`` (from /proc/*/stat), children first."""
+    children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            stat_line = (entry / "stat").read_text()
         except OSError:
             continue
-        if needle.encode() in argv:
-            found.append(int(entry.name))
+        # "pid (comm) state ppid ..." -- comm may contain spaces/parentheses.
+        fields = stat_line[stat_line.rindex(")") + 2 :].split()
+        if fields[0] != "Z":
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found: list[int] = []
+    todo = [root_pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
     return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat_line = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat_line[stat_line.rindex(")") + 2 :].split()[0] != "Z"
+
+
+def _end_processes(pids: list[int], timeout: float = 5.0) -> None:
+    """SIGTERM, wait up to ``timeout``, then SIGKILL whatever is still alive."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    for pid in pids:
+        if _alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 class _ControlServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
@@ -267,6 +299,7 @@ class GitSSHServer:
         self._control_thread: threading.Thread | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._host_key_pubs: list[Path] = []
+        self._final_log = ""
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -311,9 +344,12 @@ class GitSSHServer:
     def stop(self) -> None:
         """Terminate sshd (listener and any per-connection children) and remove temp files."""
         if self._proc is not None:
+            # Per-connection sshd processes call setsid() and outlive the listener, so they
+            # are found through the process tree before the listener goes away.
+            leftovers = _descendants(self._proc.pid)
             self._terminate(self._proc)
             self._proc = None
-        self._kill_leftovers()
+            _end_processes(leftovers)
         if self._control is not None:
             self._control.shutdown()
             self._control.server_close()
@@ -324,12 +360,11 @@ class GitSSHServer:
         if self._sock_dir is not None:
             shutil.rmtree(self._sock_dir, ignore_errors=True)
             self._sock_dir = None
-        # Keep the log around for post-mortem debugging unless everything went away cleanly.
-        for path in [*self._host_key_pubs, *(p.with_suffix("") for p in self._host_key_pubs)]:
-            path.unlink(missing_ok=True)
+        # Everything lives in state_dir; keep the log text in memory for post-mortems.
+        if self.state_dir.exists():
+            self._final_log = self.log_text()
+            shutil.rmtree(self.state_dir, ignore_errors=True)
         self._host_key_pubs = []
-        for path in (self.config_path, self.gatekeeper_path, self.state_dir / "sshd.pid"):
-            path.unlink(missing_ok=True)
 
     def refresh(self) -> None:
         """No-op: keys and repos are asked from the callables on every connection."""
@@ -367,10 +402,11 @@ class GitSSHServer:
         return [f"[{self.host}]:{self.port} {key}" for key in self.host_public_keys().values()]
 
     def log_text(self) -> str:
+        """sshd's stderr (LogLevel VERBOSE); still available after stop()."""
         try:
             return self.log_path.read_text(errors="replace")
         except FileNotFoundError:
-            return ""
+            return self._final_log
 
     # -- internals -----------------------------------------------------------------------
 
@@ -395,6 +431,7 @@ class GitSSHServer:
             [
                 _safe_python(),
                 "-I",
+                "-S",
                 str(self.gatekeeper_path),
                 "serve",
                 str(self._sock_dir / "ctl.sock"),
@@ -424,7 +461,10 @@ class GitSSHServer:
         control.owner = self
         self._control = control
         self._control_thread = threading.Thread(
-            target=control.serve_forever, name="fake-sshd-control", daemon=True
+            target=control.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="fake-sshd-control",
+            daemon=True,
         )
         self._control_thread.start()
 
@@ -434,6 +474,7 @@ class GitSSHServer:
             [
                 _safe_python(),
                 "-I",
+                "-S",
                 str(self.gatekeeper_path),
                 "keys",
                 str(self._sock_dir / "ctl.sock"),
@@ -516,18 +557,3 @@ class GitSSHServer:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=5)
-
-    def _kill_leftovers(self) -> None:
-        """Per-connection sshd children call setsid() and survive the listener: end them."""
-        needle = str(self.config_path)
-        pids = _pids_with_arg(needle)
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 5
-        while pids and time.monotonic() < deadline:
-            time.sleep(0.02)
-            pids = _pids_with_arg(needle)
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
