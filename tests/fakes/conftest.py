@@ -67,28 +67,47 @@ class ServerState:
     repos: dict[str, Path] = field(default_factory=dict)
 
 
-@pytest.fixture
-def ssh_state(bare_repo: Path) -> ServerState:
-    return ServerState(repos={"group/manifests": bare_repo})
-
-
-@pytest.fixture
-def git_ssh_server(tmp_path: Path, ssh_state: ServerState) -> Iterator[GitSSHServer]:
+@pytest.fixture(scope="module")
+def _shared_git_ssh(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[GitSSHServer, ServerState]]:
+    """One sshd per test module (startup costs ~0.2 s); its state is reset for every test."""
     require_sshd()
+    state = ServerState()
     server = GitSSHServer(
-        tmp_path / "server",
-        authorized_keys=lambda: list(ssh_state.keys),
-        repos=lambda: dict(ssh_state.repos),
+        tmp_path_factory.mktemp("git-sshd"),
+        authorized_keys=lambda: list(state.keys),
+        repos=lambda: dict(state.repos),
     )
     with server:
-        yield server
+        yield server, state
 
 
 @pytest.fixture
-def known_hosts(tmp_path: Path, git_ssh_server: GitSSHServer) -> Path:
+def ssh_state(_shared_git_ssh: tuple[GitSSHServer, ServerState], bare_repo: Path) -> ServerState:
+    """No authorized keys; ``group/manifests`` -> this test's ``bare_repo``."""
+    state = _shared_git_ssh[1]
+    state.keys.clear()
+    state.repos.clear()
+    state.repos["group/manifests"] = bare_repo
+    return state
+
+
+@pytest.fixture
+def git_ssh_server(
+    _shared_git_ssh: tuple[GitSSHServer, ServerState], ssh_state: ServerState
+) -> GitSSHServer:
+    return _shared_git_ssh[0]
+
+
+@pytest.fixture(scope="module")
+def known_hosts(
+    tmp_path_factory: pytest.TempPathFactory, _shared_git_ssh: tuple[GitSSHServer, ServerState]
+) -> Path:
     """known_hosts filled by a real ``ssh-keyscan`` of the running server."""
-    scan = run("ssh-keyscan", "-p", str(git_ssh_server.port), git_ssh_server.host)
+    server = _shared_git_ssh[0]
+    scan = run("ssh-keyscan", "-p", str(server.port), server.host)
     assert scan.returncode == 0, scan.stderr
-    path = tmp_path / "known_hosts"
+    path = tmp_path_factory.mktemp("known-hosts") / "known_hosts"
     path.write_text(scan.stdout)
     return path

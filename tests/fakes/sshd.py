@@ -205,8 +205,8 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _descendants(root_pid: int) -> list[int]:
-    """All live descendants of ``root_pid`` (from /proc/*/stat), children first."""
+def _descendants(root_pid: int) -> list[list[int]]:
+    """Live descendants of ``root_pid`` (from /proc/*/stat), grouped by depth: children first."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -219,13 +219,12 @@ def _descendants(root_pid: int) -> list[int]:
         fields = stat_line[stat_line.rindex(")") + 2 :].split()
         if fields[0] != "Z":
             children.setdefault(int(fields[1]), []).append(int(entry.name))
-    found: list[int] = []
-    todo = [root_pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
+    levels: list[list[int]] = []
+    level = children.get(root_pid, [])
+    while level:
+        levels.append(level)
+        level = [grandchild for child in level for grandchild in children.get(child, [])]
+    return levels
 
 
 def _alive(pid: int) -> bool:
@@ -237,17 +236,21 @@ def _alive(pid: int) -> bool:
 
 
 def _end_processes(pids: list[int], timeout: float = 5.0) -> None:
-    """SIGTERM, wait up to ``timeout``, then SIGKILL whatever is still alive."""
+    """SIGTERM, wait up to ``timeout`` (for them to be reaped, too), then SIGKILL."""
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while any(_alive(p) for p in pids) and time.monotonic() < deadline:
-        time.sleep(0.02)
+        time.sleep(0.01)
     for pid in pids:
         if _alive(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+    # Give the (still running) parents a moment to reap, so no zombie is handed to init.
+    deadline = time.monotonic() + 0.5
+    while any(Path(f"/proc/{p}").exists() for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 class _ControlServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
@@ -344,12 +347,13 @@ class GitSSHServer:
     def stop(self) -> None:
         """Terminate sshd (listener and any per-connection children) and remove temp files."""
         if self._proc is not None:
-            # Per-connection sshd processes call setsid() and outlive the listener, so they
-            # are found through the process tree before the listener goes away.
-            leftovers = _descendants(self._proc.pid)
+            # Per-connection sshd processes call setsid() and would outlive the listener, so
+            # they are found through the process tree and ended first (while their parents
+            # are still there to reap them), then the listener itself.
+            for level in reversed(_descendants(self._proc.pid)):  # deepest first
+                _end_processes(level)
             self._terminate(self._proc)
             self._proc = None
-            _end_processes(leftovers)
         if self._control is not None:
             self._control.shutdown()
             self._control.server_close()

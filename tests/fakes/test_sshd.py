@@ -23,7 +23,9 @@ from tests.fakes.sshd import (
 REPO = "group/manifests"
 
 
-def clone(server: GitSSHServer, key: SSHKey, known_hosts: Path, dest: Path, repo: str = REPO):
+def clone(
+    server: GitSSHServer, key: SSHKey, known_hosts: Path, dest: Path, repo: str = REPO
+) -> subprocess.CompletedProcess[str]:
     return run(
         "git", "clone", server.git_url(repo), dest, env=ssh_git_env(key.private, known_hosts)
     )
@@ -232,7 +234,7 @@ def test_stop_leaves_nothing_running(
     try:
         assert hanging.stdout is not None
         assert hanging.stdout.read(4)  # ref advertisement started: session is fully up
-        session = _descendants(pid)
+        session = [p for level in _descendants(pid) for p in level]
         assert len(session) >= 2
         server.stop()
         assert not Path(f"/proc/{pid}").exists()
