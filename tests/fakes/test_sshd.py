@@ -253,3 +253,23 @@ def test_require_sshd_skips_naming_the_debian_package(monkeypatch: pytest.Monkey
     monkeypatch.setenv("GITOPSKIT_SSHD", os.devnull + "/missing-sshd")
     with pytest.raises(pytest.skip.Exception, match="openssh-server"):
         require_sshd()
+
+
+def test_broken_authorized_keys_deny_and_are_recorded(
+    git_ssh_server: GitSSHServer,
+    ssh_state: ServerState,
+    known_hosts: Path,
+    make_key: Callable[[str], SSHKey],
+) -> None:
+    key = make_key("deploy")
+    ssh_state.keys.extend([(key.public, False), ("not a key", False)])
+    git_ssh_server.errors.clear()
+    listed = run(
+        "git",
+        "ls-remote",
+        git_ssh_server.git_url(REPO),
+        env=ssh_git_env(key.private, known_hosts),
+    )
+    assert listed.returncode != 0
+    assert "Permission denied" in listed.stderr
+    assert any("not a plain OpenSSH public key line" in e for e in git_ssh_server.errors)
