@@ -1,0 +1,330 @@
+"""git, run through the one program helper, with credentials that never touch argv or disk.
+
+A token reaches git as an ``Authorization`` header scoped to the GitLab host
+(``http.<url>.extraHeader``), passed through ``GIT_CONFIG_COUNT``/``GIT_CONFIG_KEY_n``/
+``GIT_CONFIG_VALUE_n``. Credential helpers are reset for the same reason: GitLab runners export a
+global one that feeds CI_JOB_TOKEN to git, and it must not answer in place of the token.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from gitopskit._run import Result, run
+from gitopskit.errors import GitError
+from gitopskit.redact import add_secret
+
+EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+# Variables that would point git at another repository or index than the one we run it on.
+_INHERITED_GIT_VARIABLES = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY")
+
+
+def is_http_url(url: str) -> bool:
+    """Whether git reaches ``url`` over HTTP(S), where a token header applies."""
+    return url.startswith(("http://", "https://"))
+
+
+def git_environment(
+    url: str | None = None,
+    token: str | None = None,
+    *,
+    ca_file: str | None = None,
+    base: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The environment for git: no prompts, and the token as a header scoped to ``url``'s host.
+
+    Args:
+        url: The remote's URL; the header is scoped to its scheme, host and port.
+        token: A GitLab token, sent as HTTP Basic password (any user name is accepted).
+        ca_file: A CA bundle for the remote's TLS certificate (``http.sslCAInfo``).
+        base: The environment to start from (default: this process's).
+    """
+    env = {k: v for k, v in (os.environ if base is None else base).items()}
+    for name in _INHERITED_GIT_VARIABLES:
+        env.pop(name, None)
+    env.update({"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "", "SSH_ASKPASS": ""})
+    entries: list[tuple[str, str]] = []
+    count = int(env.get("GIT_CONFIG_COUNT", "0") or "0")
+    if token and url and is_http_url(url):
+        parts = urlsplit(url)
+        scope = f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}/"
+        header = base64.b64encode(f"gitopskit:{token}".encode()).decode()
+        add_secret(token)
+        add_secret(header)
+        # An empty helper resets the list: a runner's CI_JOB_TOKEN helper never answers for us.
+        entries += [
+            ("credential.helper", ""),
+            (f"http.{scope}.extraHeader", f"Authorization: Basic {header}"),
+        ]
+    if ca_file:
+        entries.append(("http.sslCAInfo", ca_file))
+    for index, (key, value) in enumerate(entries, start=count):
+        env[f"GIT_CONFIG_KEY_{index}"] = key
+        env[f"GIT_CONFIG_VALUE_{index}"] = value
+    env["GIT_CONFIG_COUNT"] = str(count + len(entries))
+    return env
+
+
+@dataclass(frozen=True)
+class PushResult:
+    """How a push ended: ``ok``, ``stale`` (the lease failed: someone moved the branch), or
+    ``rejected`` (the server refused, e.g. a protected branch) with git's ``message``."""
+
+    status: str
+    message: str = ""
+
+
+class Repo:
+    """A local repository that git commands run in.
+
+    Args:
+        path: The repository's directory.
+        env: The environment for every git command (see :func:`git_environment`).
+    """
+
+    def __init__(self, path: Path, env: Mapping[str, str]) -> None:
+        self.path = path
+        self.env = dict(env)
+
+    def git(
+        self,
+        *args: str,
+        stdin: str | bytes | None = None,
+        ok_codes: Iterable[int] = (0,),
+        extra_env: Mapping[str, str] | None = None,
+        what: str | None = None,
+    ) -> Result:
+        """Run ``git ARGS`` here.
+
+        Raises:
+            GitError: git failed; the message holds its redacted stderr, never the token.
+        """
+        return run(
+            ["git", *args],
+            env=self.env,
+            extra_env=extra_env,
+            stdin=stdin,
+            cwd=self.path,
+            ok_codes=tuple(ok_codes),
+            error=GitError,
+            what=what or f"git {args[0]}",
+        )
+
+    @classmethod
+    def init(cls, path: Path, url: str, env: Mapping[str, str]) -> Repo:
+        """A new, empty repository at ``path`` with ``url`` as its ``origin``."""
+        path.mkdir(parents=True, exist_ok=True)
+        repo = cls(path, env)
+        repo.git("init", "--quiet")
+        repo.git("remote", "add", "origin", url)
+        return repo
+
+    def remote_heads(self, *branches: str) -> dict[str, str]:
+        """The commit each of ``branches`` points to on ``origin``; missing ones are left out.
+
+        Raises:
+            GitError: The remote cannot be reached or refuses access.
+        """
+        refs = [f"refs/heads/{b}" for b in branches]
+        out = self.git(
+            "ls-remote", "origin", *refs, what="git ls-remote (reading the manifests repository)"
+        ).stdout
+        heads: dict[str, str] = {}
+        for line in out.splitlines():
+            sha, _, ref = line.partition("\t")
+            if ref.startswith("refs/heads/"):
+                heads[ref.removeprefix("refs/heads/")] = sha
+        return heads
+
+    def remote_default_branch(self) -> str | None:
+        """The branch ``origin``'s HEAD points to, if it says."""
+        out = self.git("ls-remote", "--symref", "origin", "HEAD").stdout
+        match = re.search(r"^ref: refs/heads/(\S+)\tHEAD$", out, re.MULTILINE)
+        return match.group(1) if match else None
+
+    def fetch(self, *branches: str, depth: int | None = 1) -> None:
+        """Fetch ``branches`` into ``refs/remotes/origin/*``, shallowly by default."""
+        specs = [f"+refs/heads/{b}:refs/remotes/origin/{b}" for b in branches]
+        args = ["fetch", "--quiet", "--no-tags"]
+        if depth:
+            args.append(f"--depth={depth}")
+        self.git(*args, "origin", *specs, what="git fetch (reading the manifests repository)")
+
+    def checkout(self, rev: str) -> None:
+        """Check out ``rev`` (detached) into the work tree."""
+        self.git("checkout", "--quiet", "--detach", rev)
+
+    def rev_parse(self, rev: str) -> str | None:
+        """The object ``rev`` names, or None."""
+        result = self.git("rev-parse", "--verify", "--quiet", rev, ok_codes=(0, 1))
+        return result.stdout.strip() or None
+
+    def show(self, rev: str, path: str) -> bytes | None:
+        """The content of ``path`` at ``rev``, or None when it is not there."""
+        result = self.git("cat-file", "-e", f"{rev}:{path}", ok_codes=(0, 1, 128))
+        if result.returncode != 0:
+            return None
+        return self.git("cat-file", "blob", f"{rev}:{path}").stdout.encode()
+
+    def files(self, rev: str, path: str = "", *, recursive: bool = True) -> list[str]:
+        """Paths of the files (blobs) under ``path`` at ``rev``, relative to the root."""
+        args = ["ls-tree", "--name-only", "-z"]
+        if recursive:
+            args.append("-r")
+        args += [rev, "--", f"{path.rstrip('/')}/" if path else "."]
+        out = self.git(*args).stdout
+        if not recursive:
+            types = self.git("ls-tree", "-z", rev, "--", f"{path.rstrip('/')}/" if path else ".")
+            blobs = {
+                entry.split("\t", 1)[1]
+                for entry in types.stdout.split("\0")
+                if entry and entry.split(" ")[1] == "blob"
+            }
+            return [p for p in out.split("\0") if p in blobs]
+        return [p for p in out.split("\0") if p]
+
+    def commit_parents(self, sha: str) -> list[str]:
+        """The parents recorded in a commit object (shallow grafts ignored)."""
+        raw = self.git("cat-file", "commit", sha).stdout
+        header = raw.split("\n\n", 1)[0]
+        return [line.split()[1] for line in header.splitlines() if line.startswith("parent ")]
+
+    def tree_of(self, rev: str) -> str:
+        """The tree of a commit."""
+        return self.git("rev-parse", f"{rev}^{{tree}}").stdout.strip()
+
+    def build_tree(
+        self, base: str | None, remove: Iterable[str], add: Mapping[str, Path | bytes]
+    ) -> str:
+        """Write a tree: ``base``'s tree, less ``remove``, plus ``add`` (path → file or bytes).
+
+        No work tree is touched: a private index is filled with git's plumbing, so the result is
+        compared with other trees by object id, byte for byte.
+        """
+        index = self.path / ".git" / "gitopskit-index"
+        index.unlink(missing_ok=True)
+        env = {"GIT_INDEX_FILE": str(index)}
+        try:
+            if base:
+                self.git("read-tree", base, extra_env=env)
+            removals = "".join(f"{p}\0" for p in remove)
+            if removals:
+                self.git(
+                    "update-index", "--force-remove", "-z", "--stdin", stdin=removals, extra_env=env
+                )
+            if add:
+                names = list(add)
+                shas = self._hash_objects(add[n] for n in names)
+                info = "".join(
+                    f"100644 {sha}\t{name}\0" for name, sha in zip(names, shas, strict=True)
+                )
+                self.git("update-index", "--add", "-z", "--index-info", stdin=info, extra_env=env)
+            return self.git("write-tree", extra_env=env).stdout.strip()
+        finally:
+            index.unlink(missing_ok=True)
+
+    def _hash_objects(self, sources: Iterable[Path | bytes]) -> list[str]:
+        items = list(sources)
+        files = [s for s in items if isinstance(s, Path)]
+        shas_by_file: dict[Path, str] = {}
+        if files:
+            out = self.git(
+                "hash-object",
+                "-w",
+                "--no-filters",
+                "--stdin-paths",
+                stdin="".join(f"{p}\n" for p in files),
+            ).stdout.split()
+            shas_by_file = dict(zip(files, out, strict=True))
+        shas = []
+        for source in items:
+            if isinstance(source, Path):
+                shas.append(shas_by_file[source])
+            else:
+                shas.append(
+                    self.git(
+                        "hash-object", "-w", "--no-filters", "--stdin", stdin=source
+                    ).stdout.strip()
+                )
+        return shas
+
+    def commit_tree(
+        self, tree: str, parent: str | None, message: str, author: tuple[str, str]
+    ) -> str:
+        """A commit of ``tree`` on ``parent``; ``author`` (name, email) is author and committer."""
+        name, email = author
+        identity = {
+            "GIT_AUTHOR_NAME": name,
+            "GIT_AUTHOR_EMAIL": email,
+            "GIT_COMMITTER_NAME": name,
+            "GIT_COMMITTER_EMAIL": email,
+        }
+        args = ["commit-tree", tree, "-F", "-"]
+        if parent:
+            args[2:2] = ["-p", parent]
+        return self.git(*args, stdin=message, extra_env=identity).stdout.strip()
+
+    def push(self, commit: str, branch: str, *, expected: str | None) -> PushResult:
+        """Push ``commit`` to ``branch`` only if the branch is still at ``expected`` (None: absent).
+
+        Returns:
+            ``ok``, ``stale`` (the branch moved since it was read) or ``rejected``.
+
+        Raises:
+            GitError: The push failed for another reason (network, authentication).
+        """
+        lease = f"--force-with-lease=refs/heads/{branch}:{expected or ''}"
+        result = self.git(
+            "push",
+            "--porcelain",
+            lease,
+            "origin",
+            f"{commit}:refs/heads/{branch}",
+            ok_codes=(0, 1),
+        )
+        if result.returncode == 0:
+            return PushResult("ok")
+        text = f"{result.stdout}\n{result.stderr}"
+        if "stale info" in text or "fetch first" in text:
+            return PushResult("stale", text)
+        if re.search(r"^!\t", result.stdout, re.MULTILINE) or "[remote rejected]" in text:
+            remote = [
+                ln.removeprefix("remote: ").strip()
+                for ln in result.stderr.splitlines()
+                if ln.startswith("remote:") and ln.removeprefix("remote:").strip()
+            ]
+            return PushResult("rejected", "\n".join(remote) or text.strip())
+        raise GitError(f"git push failed:\n{result.stderr.strip()}", returncode=result.returncode)
+
+    def delete_remote_branch(self, branch: str, *, expected: str) -> PushResult:
+        """Delete ``branch`` on ``origin`` if it is still at ``expected``."""
+        result = self.git(
+            "push",
+            "--porcelain",
+            f"--force-with-lease=refs/heads/{branch}:{expected}",
+            "origin",
+            f":refs/heads/{branch}",
+            ok_codes=(0, 1),
+        )
+        return PushResult("ok" if result.returncode == 0 else "stale", result.stderr)
+
+
+def head_subject(directory: Path) -> tuple[str | None, str | None]:
+    """The subject and commit id of HEAD in ``directory``'s repository, if it is one."""
+    result = run(
+        ["git", "log", "-1", "--format=%H%n%s"],
+        cwd=directory,
+        ok_codes=range(256),
+        env=git_environment(),
+        error=GitError,
+    )
+    if result.returncode != 0:
+        return None, None
+    sha, _, subject = result.stdout.strip().partition("\n")
+    return subject or None, sha or None
