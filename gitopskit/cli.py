@@ -32,7 +32,9 @@ def settings(c: Context) -> Settings:
 
 
 @contextmanager
-def boundary(progress: Progress | None = None, *, exit_code: int = EXIT_FAILURE) -> Iterator[Progress]:
+def boundary(
+    progress: Progress | None = None, *, exit_code: int = EXIT_FAILURE
+) -> Iterator[Progress]:
     """Run a task's body; a :class:`GitopskitError` becomes one message and a non-zero exit.
 
     Args:
@@ -73,7 +75,7 @@ def report_synth(ui: Progress, result: SynthResult, project_dir: Path) -> None:
             f"{report.validated} objects match the Kubernetes {report.schema_version} schema",
         )
         for kind, count in sorted(report.not_validated.items()):
-            ui.warn(f"not validated (no schema for it): {count} × {kind}")
+            ui.warn(f"not validated (no schema for it): {count} x {kind}")
     else:
         ui.warn("validation skipped (--no-validate)")
     kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(result.kinds.items()))
