@@ -29,6 +29,7 @@ from typing import Any, Literal
 import yaml
 
 from gitopskit import git
+from gitopskit.config import Settings
 from gitopskit.errors import ConfigError, ManifestError
 from gitopskit.manifests import Document, load_file, manifest_files
 
@@ -590,6 +591,48 @@ def diff_against(
     return compare(old, new)
 
 
+def resolve_against(
+    settings: Settings, against: str | None, ref: str | None
+) -> tuple[str, str | None]:
+    """What ``invoke diff`` compares with: ``--against`` and ``--ref``, else the configured
+    manifests repository (``MANIFESTS_GIT_URL``) and its target branch.
+
+    Args:
+        settings: This run's settings.
+        against: ``--against``, or None.
+        ref: ``--ref``, or None.
+
+    Returns:
+        The location and the branch (None: a directory, or the remote's default branch).
+
+    Raises:
+        ConfigError: Neither ``--against`` nor ``MANIFESTS_GIT_URL`` is given.
+    """
+    if against:
+        return against, ref
+    configured = settings.get("MANIFESTS_GIT_URL")
+    if not configured:
+        raise ConfigError(
+            "nothing to compare with: give --against PATH_OR_GIT_URL, or configure the "
+            "manifests repository (MANIFESTS_GIT_URL)",
+            hint="set the environment variable MANIFESTS_GIT_URL or "
+            "gitopskit.manifests_git_url in invoke.yaml",
+        )
+    return configured, settings.get("MANIFESTS_TARGET_BRANCH", ref)
+
+
+def check_format(fmt: str) -> Format:
+    """``fmt`` if it is text, markdown or json.
+
+    Raises:
+        ConfigError: Any other format.
+    """
+    for known in FORMATS:
+        if fmt == known:
+            return known
+    raise ConfigError(f"unknown format {fmt!r}", hint=f"use one of: {', '.join(FORMATS)}")
+
+
 # --- rendering --------------------------------------------------------------------------------
 
 _SIGN = {"added": "+", "removed": "-", "changed": "~", "moved": ">", "unchanged": " "}
@@ -718,6 +761,6 @@ def render(result: DiffResult, fmt: str, *, colour: bool = False) -> str:
         return render_text(result, colour)
     if fmt == "markdown":
         return render_markdown(result)
-    if fmt == "json":
+    if check_format(fmt) == "json":
         return render_json(result)
-    raise ConfigError(f"unknown format {fmt!r}", hint=f"use one of {', '.join(FORMATS)}")
+    raise AssertionError(fmt)  # pragma: no cover
