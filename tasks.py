@@ -1,6 +1,7 @@
 """gitopskit's tasks: cdk8s charts → YAML → manifests repository → Flux.
 
     invoke synth            charts/ → validated, deterministic YAML in dist/
+    invoke diff             what would change in the manifests repository, resource by resource
 
 Each task is thin: options, settings (flag, then environment, then invoke.yaml, then default),
 one call into the ``gitopskit`` library, a summary on stderr. Exit status: 0 success, 1 failure.
@@ -8,9 +9,11 @@ one call into the ``gitopskit`` library, a summary on stderr. Exit status: 0 suc
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from invoke.context import Context
+from invoke.exceptions import Exit
 from invoke.tasks import task
 
 from gitopskit import cli
@@ -49,3 +52,62 @@ def synth(
             kubernetes_version=settings.get("KUBERNETES_VERSION", kubernetes_version),
         )
         cli.report_synth(ui, result, PROJECT_DIR)
+
+
+@task(
+    help={
+        "against": "manifests to compare with: a directory, or a git URL or bare repository "
+        "(default: MANIFESTS_GIT_URL)",
+        "ref": "branch of a git --against (default: MANIFESTS_TARGET_BRANCH, else the remote's "
+        "default branch); an error with a plain directory",
+        "manifests-path": "subdirectory of the manifests tree to compare (default: the root)",
+        "format": "text (coloured on a terminal), markdown (merge requests) or json",
+        "exit-code": "exit 1 when any resource is added, removed, changed or moved",
+        "synth": "synthesize first (--no-synth: compare the output directory as it is)",
+        "outdir": "the synthesized output directory (default: dist)",
+    }
+)
+def diff(
+    c: Context,
+    against: str | None = None,
+    ref: str | None = None,
+    manifests_path: str | None = None,
+    format: str = "text",
+    exit_code: bool = False,
+    synth: bool = True,
+    outdir: str | None = None,
+) -> None:
+    """Show what would change in the manifests repository, resource by resource.
+
+    Exit status: 0; 1 with --exit-code when anything changes; 2 on any error.
+    """
+    from gitopskit import diff as engine
+    from gitopskit.git import display_url
+    from gitopskit.synth import app_command
+    from gitopskit.synth import synth as run_synth
+    from gitopskit.ui import use_colour
+
+    with cli.boundary(exit_code=2) as ui:
+        settings = cli.settings(c)
+        fmt = engine.check_format(format)
+        source, branch = engine.resolve_against(settings, against, ref)
+        output = PROJECT_DIR / settings.require("OUTDIR", outdir)
+        if synth:
+            command = app_command(PROJECT_DIR, settings.get("APP"))
+            ui.step("synth", f"running {command}")
+            cli.report_synth(ui, run_synth(PROJECT_DIR, output, app=command), PROJECT_DIR)
+        ui.step(
+            "diff",
+            f"{output.name}/ against {display_url(source)}" + (f" {branch}" if branch else ""),
+        )
+        result = engine.diff_against(
+            output, source, ref=branch, subdir=settings.get("MANIFESTS_PATH", manifests_path) or ""
+        )
+        for note in result.notes:
+            ui.note(note)
+        sys.stdout.write(engine.render(result, fmt, colour=use_colour(sys.stdout)))
+        sys.stdout.flush()
+        if fmt != "text":
+            ui.ok("diff", result.summary_line())
+    if exit_code and result.has_changes:
+        raise Exit(code=1)

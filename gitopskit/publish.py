@@ -23,7 +23,7 @@ from typing import Any
 from gitopskit import gitlab as gitlab_api
 from gitopskit.config import Settings
 from gitopskit.diff import INDEX_FILE, DiffResult, compare, load_tree, read_index, render_markdown
-from gitopskit.errors import ConfigError, GitError, ManifestError
+from gitopskit.errors import ConfigError, GitError, GitLabError, ManifestError
 from gitopskit.git import Repo, git_environment, head_subject
 from gitopskit.manifests import describe, load_file, manifest_files
 from gitopskit.ui import Progress
@@ -332,9 +332,11 @@ class Publisher:
         assert git_url is not None
         env = git_environment(git_url, destination.token, ca_file=destination.ca_file)
         repo = Repo.init(work, git_url, env)
-        target = destination.target_branch or (
-            self.project.default_branch if self.project else None
-        ) or repo.remote_default_branch()
+        target = (
+            destination.target_branch
+            or (self.project.default_branch if self.project else None)
+            or repo.remote_default_branch()
+        )
         if not target:
             raise GitError(
                 "the manifests repository has no default branch (is it empty?)",
@@ -351,8 +353,11 @@ class Publisher:
         target_sha, branch_sha = heads[target], heads.get(self.branch)
         repo.fetch(*([target, self.branch] if branch_sha else [target]))
         repo.checkout(target_sha)
-        self.ui.step("fetch", f"{target} at {target_sha[:8]}" + (
-            f", {self.branch} at {branch_sha[:8]}" if branch_sha else ""))
+        self.ui.step(
+            "fetch",
+            f"{target} at {target_sha[:8]}"
+            + (f", {self.branch} at {branch_sha[:8]}" if branch_sha else ""),
+        )
 
         owned = self._owned_files(repo, work, target_sha)
         self._check_conflicts(repo, target_sha, files, owned)
@@ -430,9 +435,7 @@ class Publisher:
         self, repo: Repo, target_sha: str, files: list[str], owned: list[str]
     ) -> None:
         path = self.destination.path
-        present = {
-            p.removeprefix(f"{path}/") if path else p for p in repo.files(target_sha, path)
-        }
+        present = {p.removeprefix(f"{path}/") if path else p for p in repo.files(target_sha, path)}
         taken = sorted(set(files) & present - set(owned))
         if taken and not self.options.adopt:
             raise ManifestError(
@@ -512,7 +515,9 @@ class Publisher:
             wanted["labels"] = self.options.labels
         existing = self._open_merge_requests(target)
         if self.options.dry_run:
-            verb = f"update merge request !{existing[0].iid}" if existing else "open a merge request"
+            verb = (
+                f"update merge request !{existing[0].iid}" if existing else "open a merge request"
+            )
             result.plan.append(f"{verb} {self.branch} → {target}: {title}")
             return
         if existing:
@@ -524,7 +529,7 @@ class Publisher:
             try:
                 with gitlab_api.errors(f"set merge request !{mr.iid} to merge automatically"):
                     mr.merge(merge_when_pipeline_succeeds=True)
-            except gitlab_api.GitLabError as error:
+            except GitLabError as error:
                 self.ui.warn(f"auto-merge not set: {error.message}")
         result.merge_request_url = mr.web_url
 
@@ -540,7 +545,7 @@ class Publisher:
         try:
             with gitlab_api.errors("open the merge request"):
                 mr = self.project.mergerequests.create(body)
-        except gitlab_api.GitLabError as error:
+        except GitLabError as error:
             if error.response_code != 409:
                 raise
             # Another publish opened it a moment ago: that one is ours to update.

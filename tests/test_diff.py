@@ -1,0 +1,329 @@
+"""The diff engine and its renderers."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from gitopskit import diff
+from gitopskit.config import Settings
+from gitopskit.diff import Identity
+from gitopskit.errors import ConfigError, ManifestError
+
+DEPLOYMENT = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: shop
+spec:
+  replicas: {replicas}
+  template:
+    spec:
+      containers:
+        - name: web
+          image: nginx:1.27
+"""
+
+SECRET_VALUES = ("c2VjcmV0LW9uZQ==", "c2VjcmV0LXR3bw==", "plain-text-secret", "b2xkLXZhbHVl")
+
+
+def write(root: Path, files: dict[str, str]) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    return root
+
+
+def run(tmp_path: Path, old: dict[str, str], new: dict[str, str]) -> diff.DiffResult:
+    old_tree = diff.load_tree(write(tmp_path / "old", old), label="old")
+    new_tree = diff.load_tree(write(tmp_path / "new", new), label="new")
+    return diff.compare(old_tree, new_tree)
+
+
+def changes(result: diff.DiffResult) -> dict[str, str]:
+    return {r.identity.name: r.change for r in result.resources}
+
+
+def test_identity_and_scope() -> None:
+    ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop", "namespace": "x"}}
+    assert diff.identity_of(ns) == Identity("", "Namespace", "shop", "")
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": {"name": "r"},
+    }
+    assert diff.identity_of(role).cluster_scoped
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}
+    assert diff.identity_of(cm) == Identity("default", "ConfigMap", "c", "")
+    crd_obj = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}
+    assert diff.identity_of(crd_obj).namespace == "default"
+    assert diff.api_group("apps/v1") == "apps"
+
+
+def test_every_change_type(tmp_path: Path) -> None:
+    old = {
+        "a.yaml": DEPLOYMENT.format(replicas=1)
+        + "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: gone}\n",
+        "b.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: mover}\ndata: {k: v}\n",
+        "c.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: same}\ndata: {k: v}\n",
+    }
+    new = {
+        "a.yaml": DEPLOYMENT.format(replicas=3)
+        + "---\napiVersion: v1\nkind: Service\nmetadata: {name: fresh, namespace: shop}\n",
+        "moved/b.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: mover}\ndata: {k: v}\n",
+        "c.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: same}\ndata: {k: v}\n",
+    }
+    result = run(tmp_path, old, new)
+    assert changes(result) == {
+        "web": "changed",
+        "gone": "removed",
+        "fresh": "added",
+        "mover": "moved",
+    }
+    assert result.summary == {"added": 1, "removed": 1, "changed": 1, "unchanged": 1, "moved": 1}
+    assert result.has_changes
+    by_name = {r.identity.name: r for r in result.resources}
+    assert "-  replicas: 1\n+  replicas: 3\n" in by_name["web"].diff
+    assert by_name["mover"].from_file == "b.yaml" and by_name["mover"].file == "moved/b.yaml"
+    assert all(line.startswith(("+", "@")) for line in by_name["fresh"].diff.splitlines()[1:])
+    assert "-kind: ConfigMap" in by_name["gone"].diff
+    document = json.loads(diff.render_json(result))
+    assert document["summary"]["moved"] == 1
+    moved = next(r for r in document["resources"] if r["change"] == "moved")
+    assert moved["from_file"] == "b.yaml" and moved["file"] == "moved/b.yaml"
+    assert set(document["resources"][0]) >= {
+        "change",
+        "apiVersion",
+        "kind",
+        "namespace",
+        "name",
+        "file",
+        "diff",
+    }
+
+
+def test_reordered_and_requoted_file_is_unchanged(tmp_path: Path) -> None:
+    new = """\
+    kind: Deployment
+    spec:
+      template: {spec: {containers: [{image: "nginx:1.27", name: web}]}}
+      replicas: 1
+    metadata: {namespace: shop, name: 'web'}
+    apiVersion: "apps/v1"
+    """
+    result = run(tmp_path, {"a.yaml": DEPLOYMENT.format(replicas=1)}, {"a.yaml": new})
+    assert result.resources == [] and result.summary["unchanged"] == 1
+    assert not result.has_changes
+    assert "no changes" in diff.render_text(result)
+
+
+def test_yaml_1_1_semantics(tmp_path: Path) -> None:
+    base = "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}}}\nx: {value}\n"
+    old = {
+        "a.yaml": base.format(name="octal", value="0644")
+        + "---\n"
+        + base.format(name="bool", value='"on"')
+        + "---\n"
+        + base.format(name="int", value="1")
+    }
+    new = {
+        "a.yaml": base.format(name="octal", value="420")
+        + "---\n"
+        + base.format(name="bool", value="on")
+        + "---\n"
+        + base.format(name="int", value="true")
+    }
+    result = run(tmp_path, old, new)
+    assert changes(result) == {"bool": "changed", "int": "changed"}
+    bool_diff = next(r.diff for r in result.resources if r.identity.name == "bool")
+    assert "-x: 'on'\n+x: true\n" in bool_diff
+
+
+def test_dumped_yaml_is_yaml_1_1_safe() -> None:
+    text = diff.to_yaml({"a": "on", "b": "0644", "c": "y", "d": "1e3", "e": "0o17", "f": "no"})
+    assert text == "a: 'on'\nb: '0644'\nc: 'y'\nd: '1e3'\ne: '0o17'\nf: 'no'\n"
+
+
+def secret(name: str, data: str, string_data: str = "") -> str:
+    return f"apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}}}\ndata: {data}\n{string_data}"
+
+
+def test_secret_values_never_appear_in_any_format(tmp_path: Path) -> None:
+    one, two, plain, old_value = SECRET_VALUES
+    old = {
+        "s.yaml": secret("creds", f"{{kept: {one}, changed: {old_value}, dropped: {one}}}")
+        + "---\n"
+        + secret("old", f"{{k: {two}}}")
+    }
+    new = {
+        "s.yaml": secret(
+            "creds",
+            f"{{kept: {one}, changed: {two}, new: {two}}}",
+            f"stringData: {{token: {plain}}}\n",
+        )
+        + "---\n"
+        + secret("fresh", f"{{k: {one}}}", f"stringData: {{p: {plain}}}\n")
+    }
+    result = run(tmp_path, old, new)
+    assert changes(result) == {"creds": "changed", "old": "removed", "fresh": "added"}
+    creds = next(r.diff for r in result.resources if r.identity.name == "creds")
+    assert "-  changed: '*** (before)'\n" in creds and "+  changed: '*** (after)'\n" in creds
+    assert "-  dropped: '***'\n" in creds and "+  new: '***'\n" in creds
+    assert "+  token: '***'\n" in creds and "  kept: '***'\n" in creds
+    outputs = [
+        diff.render_text(result, colour=False),
+        diff.render_text(result, colour=True),
+        diff.render_markdown(result),
+        diff.render_markdown(result, limit=600),
+        diff.render_json(result),
+    ]
+    for output in outputs:
+        for value in SECRET_VALUES:
+            assert value not in output
+
+
+def test_secret_value_change_alone_is_a_change(tmp_path: Path) -> None:
+    one, two, *_ = SECRET_VALUES
+    result = run(
+        tmp_path, {"s.yaml": secret("s", f"{{k: {one}}}")}, {"s.yaml": secret("s", f"{{k: {two}}}")}
+    )
+    assert changes(result) == {"s": "changed"}
+    assert one not in result.resources[0].diff and two not in result.resources[0].diff
+
+
+def test_duplicate_identity_names_both_files(tmp_path: Path) -> None:
+    write(
+        tmp_path, {"a.yaml": DEPLOYMENT.format(replicas=1), "b.yaml": DEPLOYMENT.format(replicas=2)}
+    )
+    with pytest.raises(ManifestError) as caught:
+        diff.load_tree(tmp_path, label="tree")
+    assert "a.yaml:1" in caught.value.message and "b.yaml:1" in caught.value.message
+    assert "Deployment" in caught.value.message
+
+
+def test_syntax_error_names_file_and_line(tmp_path: Path) -> None:
+    write(tmp_path, {"bad.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: [oops\n"})
+    with pytest.raises(ManifestError, match=r"tree/bad\.yaml:\d+"):
+        diff.load_tree(tmp_path, label="tree")
+
+
+def test_non_kubernetes_yaml_is_skipped_with_a_note(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {
+            "values.yaml": "replicas: 3\n",
+            "a.yaml": DEPLOYMENT.format(replicas=1) + "---\n- just\n- a list\n",
+        },
+    )
+    tree = diff.load_tree(tmp_path, label="tree")
+    assert len(tree.resources) == 1
+    assert len(tree.notes) == 1
+    assert "skipped 2 YAML documents" in tree.notes[0]
+    assert "values.yaml:1" in tree.notes[0] and "a.yaml:14" in tree.notes[0]
+
+
+def test_ownership_index(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {
+            "apps/web.yaml": DEPLOYMENT.format(replicas=1),
+            "hand-written.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: mine}\n",
+            "apps/.gitopskit-files": "# written by gitopskit publish\nweb.yaml\n\ngone.yaml\n",
+        },
+    )
+    tree = diff.load_tree(tmp_path, subdir="apps", label="repo")
+    assert [i.name for i in tree.resources] == ["web"]
+    assert tree.files == ["web.yaml"]
+    assert any("missing: gone.yaml" in n for n in tree.notes)
+    # An index at the root: the hand-written file is noted, never removed.
+    (tmp_path / ".gitopskit-files").write_text("apps/web.yaml\n")
+    old = diff.load_tree(tmp_path, label="repo")
+    assert any("not managed" in n and "hand-written.yaml" in n for n in old.notes)
+    new = diff.load_tree(write(tmp_path / "dist", {"apps/web.yaml": DEPLOYMENT.format(replicas=1)}))
+    assert not diff.compare(old, new).has_changes
+
+
+def test_index_rejects_paths_outside(tmp_path: Path) -> None:
+    write(tmp_path, {".gitopskit-files": "../etc/passwd\n"})
+    with pytest.raises(ManifestError, match="not a path inside"):
+        diff.load_tree(tmp_path)
+
+
+def test_explicit_file_set(tmp_path: Path) -> None:
+    write(tmp_path, {"a.yaml": DEPLOYMENT.format(replicas=1), "b.yaml": "kind: x\n"})
+    tree = diff.load_tree(tmp_path, files=["a.yaml"])
+    assert tree.files == ["a.yaml"] and not tree.notes
+    with pytest.raises(ManifestError, match="no such file"):
+        diff.load_tree(tmp_path, files=["c.yaml"])
+
+
+def test_missing_subdir_is_an_empty_tree(tmp_path: Path) -> None:
+    tree = diff.load_tree(tmp_path, subdir="clusters/prod", label="repo")
+    assert tree.resources == {} and "no such directory" in tree.notes[0]
+
+
+def test_markdown_truncates_longest_diffs_under_the_limit(tmp_path: Path) -> None:
+    big = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: big}\ndata:\n" + "".join(
+        f"  key{i}: value-{i}\n" for i in range(400)
+    )
+    small = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: small}\ndata: {a: b}\n"
+    result = run(tmp_path, {}, {"big.yaml": big, "small.yaml": small})
+    full = diff.render_markdown(result)
+    assert "Truncated" not in full
+    assert full.count("<details>") == 2
+    limit = 3000
+    short = diff.render_markdown(result, limit=limit)
+    assert len(short) <= limit
+    assert "**Truncated**" in short and "longer than the comment limit" in short
+    assert "key0: value-0" in short
+    assert "+  a: b" in short  # the small diff is kept whole
+    tiny = diff.render_markdown(result, limit=450)
+    assert len(tiny) <= 450 and "not shown" in tiny
+
+
+def test_markdown_table_and_fences(tmp_path: Path) -> None:
+    cm = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {x: '```'}\n"
+    result = run(tmp_path, {}, {"c.yaml": cm})
+    text = diff.render_markdown(result)
+    assert "| added | removed | changed | unchanged | moved |" in text
+    assert "````diff" in text
+    assert diff.render_markdown(diff.DiffResult(result.summary, [])).endswith("No changes.\n")
+
+
+def test_text_colour() -> None:
+    change = diff.ResourceChange(
+        "changed", Identity("a", "ConfigMap", "c", ""), "v1", "c.yaml", diff="-x\n+y\n"
+    )
+    result = diff.DiffResult({k: 0 for k in diff.CHANGES}, [change])
+    assert "\033[31m-x" in diff.render_text(result, colour=True)
+    assert "\033[" not in diff.render_text(result, colour=False)
+
+
+def test_against_a_directory_and_ref_error(tmp_path: Path) -> None:
+    new = write(tmp_path / "dist", {"a.yaml": DEPLOYMENT.format(replicas=2)})
+    old = write(tmp_path / "repo", {"k8s/a.yaml": DEPLOYMENT.format(replicas=1)})
+    result = diff.diff_against(new, str(old), subdir="k8s")
+    assert changes(result) == {"web": "changed"}
+    with pytest.raises(ConfigError, match="plain directory"):
+        diff.diff_against(new, str(old), ref="main")
+    with pytest.raises(ConfigError, match="does not exist"):
+        diff.diff_against(tmp_path / "nope", str(old))
+
+
+def test_resolve_against_and_format() -> None:
+    empty = Settings(environ={})
+    with pytest.raises(ConfigError, match=r"--against.*MANIFESTS_GIT_URL"):
+        diff.resolve_against(empty, None, None)
+    configured = Settings(
+        environ={"MANIFESTS_GIT_URL": "https://h/g/r.git", "MANIFESTS_TARGET_BRANCH": "prod"}
+    )
+    assert diff.resolve_against(configured, None, None) == ("https://h/g/r.git", "prod")
+    assert diff.resolve_against(configured, "dir", None) == ("dir", None)
+    with pytest.raises(ConfigError, match="unknown format"):
+        diff.check_format("yaml")
