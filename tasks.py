@@ -111,3 +111,63 @@ def diff(
             ui.ok("diff", result.summary_line())
     if exit_code and result.has_changes:
         raise Exit(code=1)
+
+
+@task(
+    iterable=["label"],
+    help={
+        "synth": "synthesize first (--no-synth: publish the output directory as it is)",
+        "outdir": "the synthesized output directory (default: dist)",
+        "branch": "publish branch (default: MANIFESTS_BRANCH, else gitopskit/<project slug>)",
+        "branch-per-commit": "one branch per source commit (gitopskit/<slug>-<short sha>), "
+        "leaving earlier merge requests alone",
+        "manifests-path": "subdirectory of the manifests repository to write (default: root)",
+        "allow-plain-secrets": "publish Secrets that carry data or stringData anyway",
+        "adopt": "take over existing files whose names the synthesized ones use",
+        "label": "label for the merge request (repeatable)",
+        "assignee": "user name to assign the merge request to",
+        "draft": "open the merge request as a draft",
+        "auto-merge": "merge automatically when the pipeline succeeds",
+        "dry-run": "print the diff and what would be pushed and opened; change nothing",
+    },
+)
+def publish(
+    c: Context,
+    synth: bool = True,
+    outdir: str | None = None,
+    branch: str | None = None,
+    branch_per_commit: bool = False,
+    manifests_path: str | None = None,
+    allow_plain_secrets: bool = False,
+    adopt: bool = False,
+    label: list[str] | None = None,
+    assignee: str | None = None,
+    draft: bool = False,
+    auto_merge: bool = False,
+    dry_run: bool = False,
+) -> None:
+    """Push the manifests to the manifests repository and open or update one merge request."""
+    from gitopskit import publish as publisher
+
+    with cli.boundary() as ui:
+        settings = cli.settings(c, MANIFESTS_PATH=manifests_path)
+        options = publisher.Options(
+            branch=branch,
+            branch_per_commit=branch_per_commit,
+            allow_plain_secrets=allow_plain_secrets,
+            adopt=adopt,
+            dry_run=dry_run,
+            labels=list(label or []),
+            assignee=assignee,
+            draft=draft,
+            auto_merge=auto_merge,
+        )
+        result = publisher.publish(
+            PROJECT_DIR,
+            settings,
+            options,
+            outdir=Path(settings.require("OUTDIR", outdir)),
+            synth=synth,
+            progress=ui,
+        )
+        cli.report_publish(ui, result)

@@ -8,10 +8,11 @@ redacted message on stderr and no traceback.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from invoke.context import Context
 from invoke.exceptions import Exit
@@ -19,16 +20,24 @@ from invoke.exceptions import Exit
 from gitopskit.config import Settings
 from gitopskit.errors import GitopskitError
 from gitopskit.synth import SynthResult
-from gitopskit.ui import Progress
+
+if TYPE_CHECKING:
+    from gitopskit.publish import PublishResult
+from gitopskit.ui import Progress, use_colour
 
 EXIT_FAILURE = 1
 
 
-def settings(c: Context) -> Settings:
-    """The settings of this run: the environment and ``gitopskit:`` in invoke.yaml."""
+def settings(c: Context, **flags: str | None) -> Settings:
+    """The settings of this run: flags given as ``NAME=value`` (None: not given), then the
+    environment, then ``gitopskit:`` in invoke.yaml."""
     section: Any = c.config.get("gitopskit") or {}
     project = {str(k): v for k, v in dict(section).items()}
-    return Settings(project=project, environ=dict(os.environ))
+    return Settings(
+        project=project,
+        environ=dict(os.environ),
+        flags={k: v for k, v in flags.items() if v is not None},
+    )
 
 
 @contextmanager
@@ -85,3 +94,27 @@ def report_synth(ui: Progress, result: SynthResult, project_dir: Path) -> None:
         "synth",
         f"{total} objects in {len(result.files)} files in {result.seconds:.2f}s",
     )
+
+
+def report_publish(ui: Progress, result: PublishResult) -> None:
+    """The end of a publish: the merge request's URL on stdout, the rest on stderr."""
+    if result.status == "dry-run":
+        if result.diff is not None:
+            from gitopskit.diff import render_text
+
+            sys.stdout.write(render_text(result.diff, colour=use_colour(sys.stdout)))
+        for line in result.plan or ["nothing to push or open"]:
+            ui.step("would", line)
+        ui.ok("dry run", "nothing was changed")
+        return
+    if result.status == "up-to-date":
+        ui.ok("publish", f"the manifests on {result.target_branch} are up to date")
+        return
+    if result.merge_request_url:
+        ui.ok("publish", f"merge request {result.merge_request_url}")
+        print(result.merge_request_url)
+    else:
+        ui.ok(
+            "publish",
+            f"pushed {result.branch}" + (f" at {result.commit[:8]}" if result.commit else ""),
+        )

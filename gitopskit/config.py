@@ -97,6 +97,7 @@ class Settings:
     Args:
         project: The ``gitopskit:`` mapping of ``invoke.yaml``.
         environ: The environment; ``os.environ`` by default.
+        flags: Values the task's flags gave, by setting name; they beat everything else.
 
     Raises:
         ConfigError: ``invoke.yaml`` holds a token or an unknown key.
@@ -104,6 +105,7 @@ class Settings:
 
     project: Mapping[str, Any] = field(default_factory=dict)
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    flags: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for key in self.project:
@@ -129,6 +131,8 @@ class Settings:
             flag: The task's flag value; None when not given.
             default: Overrides the setting's own default.
         """
+        if flag is None:
+            flag = self.flags.get(name)
         if flag is not None:
             return flag
         setting = SETTINGS[name]

@@ -424,7 +424,9 @@ class Repo:
         if result.returncode == 0:
             return PushResult("ok")
         text = f"{result.stdout}\n{result.stderr}"
-        if "stale info" in text or "fetch first" in text:
+        # The lease failed, or another push won the race for the ref on the server side.
+        moved = ("stale info", "fetch first", "cannot lock ref", "failed to update ref")
+        if any(sign in text for sign in moved):
             return PushResult("stale", text)
         if re.search(r"^!\t", result.stdout, re.MULTILINE) or "[remote rejected]" in text:
             remote = [

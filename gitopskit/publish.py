@@ -255,6 +255,7 @@ class Publisher:
         source: The source commit and pipeline.
         branch: The publish branch.
         progress: Where progress lines go.
+        environ: GitLab CI's variables (the author); ``os.environ`` by default.
     """
 
     def __init__(
@@ -264,7 +265,9 @@ class Publisher:
         source: Source,
         branch: str,
         progress: Progress,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
+        self.environ = os.environ if environ is None else environ
         self.destination = destination
         self.options = options
         self.source = source
@@ -423,10 +426,13 @@ class Publisher:
         index = (work / path if path else work) / INDEX_FILE
         if index.is_file():
             return read_index(index)
-        # First publish: adopt the top-level YAML, as the article's `git rm ./*.yaml` did.
+        # First publish: adopt the top-level YAML, as the article's `git rm ./*.yaml` did. Like
+        # that shell glob, it skips dotfiles, so .gitlab-ci.yml is never taken.
         top = repo.files(target_sha, path, recursive=False)
         names = [PurePosixPath(p).name for p in top]
-        adopted = sorted(n for n in names if n.endswith((".yaml", ".yml")))
+        adopted = sorted(
+            n for n in names if n.endswith((".yaml", ".yml")) and not n.startswith(".")
+        )
         if adopted:
             self.ui.note(f"first publish: adopting {len(adopted)} top-level YAML files")
         return adopted
@@ -502,8 +508,8 @@ class Publisher:
         return "\n".join(lines).rstrip() + "\n"
 
     def _author(self) -> tuple[str, str]:
-        environ = os.environ
-        name, email = environ.get("GITLAB_USER_NAME"), environ.get("GITLAB_USER_EMAIL")
+        name = self.environ.get("GITLAB_USER_NAME")
+        email = self.environ.get("GITLAB_USER_EMAIL")
         if name and email and "@" in email:
             return name, email
         return BOT_AUTHOR
@@ -613,4 +619,5 @@ def publish(
         report_synth(progress, run_synth(project_dir, outdir, **(synth_options or {})), project_dir)
     elif not outdir.is_dir():
         raise ManifestError(f"{outdir} does not exist", hint="run `invoke synth` first")
-    return Publisher(destination, options, source, branch, progress).run(outdir)
+    publisher = Publisher(destination, options, source, branch, progress, settings.environ)
+    return publisher.run(outdir)
