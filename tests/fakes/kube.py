@@ -25,13 +25,13 @@ Public API (``FakeKube``):
 - ``get(kind, name, namespace=None) -> dict | None`` -- ``kind`` is a Kind, plural, singular or
   short name, case-insensitive (``"Deployment"``, ``"deploy"``, ``"secrets"``); a namespaced
   kind with ``namespace=None`` looks in ``"default"``. Returns a deep copy.
-- ``list(kind, namespace=None) -> list[dict]`` -- all namespaces when ``namespace`` is None.
+- ``list_objects(kind, namespace=None) -> list[dict]`` -- all namespaces when ``namespace`` is None.
 - ``put(obj) -> dict`` -- seed or replace an object directly (server defaults applied, watch
   event emitted, namespace existence NOT checked).
 - ``delete(kind, name, namespace=None) -> bool``.
 - ``requests: list[RecordedRequest]`` (``method, path, query: dict[str, str], content_type,
-  body: bytes``; ``.json()`` parses the body as JSON or YAML) and ``writes()`` -- the
-  POST/PUT/PATCH/DELETE ones. ``clear_requests()`` empties the list.
+  body: bytes, headers, status`` -- the code answered; ``.json()`` parses the body as JSON or
+  YAML) and ``writes()`` -- the POST/PUT/PATCH/DELETE ones. ``clear_requests()`` empties the list.
 - ``fail_next(method, path_regex, status, *, times=1)`` -- the next ``times`` requests whose
   method equals ``method`` (``"*"`` for any) and whose path matches ``re.search(path_regex)``
   get a ``Status`` error with that code (reason derived from the code).
@@ -159,6 +159,7 @@ class RecordedRequest:
     content_type: str
     body: bytes
     headers: dict[str, str] = field(default_factory=dict)
+    status: int = 0  # the response code the fake answered
 
     def json(self) -> Any:
         """The body parsed as JSON, or YAML when it is not JSON; None when empty."""
@@ -187,21 +188,24 @@ class _FailRule:
 
 
 class _KubeError(Exception):
-    def __init__(self, code: int, message: str, details: Obj | None = None) -> None:
+    def __init__(
+        self, code: int, message: str, details: Obj | None = None, reason: str | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.details = details
+        self.reason = reason
 
 
-def _status(code: int, message: str, details: Obj | None = None) -> Obj:
+def _status(code: int, message: str, details: Obj | None = None, reason: str | None = None) -> Obj:
     st: Obj = {
         "kind": "Status",
         "apiVersion": "v1",
         "metadata": {},
         "status": "Failure",
         "message": message,
-        "reason": _REASONS.get(code, "Unknown" if code < 500 else "InternalError"),
+        "reason": reason or _REASONS.get(code, "Unknown" if code < 500 else "InternalError"),
         "code": code,
     }
     if details is not None:
@@ -351,6 +355,13 @@ class _Handler(BaseHTTPRequestHandler):
             super().finish()
         self.server.fake._track(self.connection, add=False)
 
+    current: RecordedRequest | None = None
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        if self.current is not None:
+            self.current.status = code
+        super().send_response(code, message)
+
     def _dispatch(self) -> None:
         self.server.fake._handle(self)
 
@@ -476,7 +487,7 @@ class FakeKube:
             obj = self.objects.get(self._key(res, name, namespace))
             return copy.deepcopy(obj) if obj is not None else None
 
-    def list(self, kind: str, namespace: str | None = None) -> list[Obj]:
+    def list_objects(self, kind: str, namespace: str | None = None) -> list[Obj]:
         res = self.resource_for(kind)
         with self._lock:
             items = sorted(self.objects.items(), key=lambda kv: str(kv[0]))
@@ -705,6 +716,7 @@ class FakeKube:
             body=body,
             headers={k: v for k, v in h.headers.items()},
         )
+        h.current = req
         with self._lock:
             self.requests.append(req)
             rule = next(
@@ -727,7 +739,7 @@ class FakeKube:
         try:
             result = self._route(h, req)
         except _KubeError as e:
-            self._send_json(h, e.code, _status(e.code, e.message, e.details))
+            self._send_json(h, e.code, _status(e.code, e.message, e.details, e.reason))
             return
         except Exception as e:  # a bug in the fake: answer like an apiserver would
             self._send_json(h, 500, _status(500, f"fake kube error: {e!r}"))
@@ -1006,6 +1018,7 @@ class FakeKube:
                     409,
                     f'{what} "{meta["name"]}" already exists',
                     {"name": meta["name"], "group": res.group, "kind": res.plural},
+                    reason="AlreadyExists",
                 )
             self._add_managed(obj, req, "Update")
             return 201, self._store(res, key, obj, None, dry_run=req.query.get("dryRun") == "All")
