@@ -123,6 +123,22 @@ def test_get_json_jsonpath_and_delete(kube: FakeKube, kubectl: Kubectl) -> None:
     assert 'secrets "s" not found' in missing.stderr
 
 
+def test_kubectl_create_sends_protobuf_the_fake_decodes(kube: FakeKube, kubectl: Kubectl) -> None:
+    assert kubectl("create", "namespace", "team").returncode == 0
+    res = kubectl(
+        "create", "secret", "generic", "s", "-n", "team",
+        "--from-literal=identity=key", "--from-literal=known_hosts=h",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert kube.writes()[-1].content_type == "application/vnd.kubernetes.protobuf"
+    secret = kube.get("Secret", "s", "team")
+    assert secret is not None
+    assert secret["data"] == {"identity": b64("key"), "known_hosts": b64("h")}
+    again = kubectl("create", "namespace", "team")
+    assert again.returncode == 1
+    assert "AlreadyExists" in again.stderr
+
+
 def test_apply_into_missing_namespace_fails(kubectl: Kubectl) -> None:
     doc = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: nope}\n"
     res = kubectl("apply", "--server-side", "-f", "-", input=doc)
