@@ -52,7 +52,7 @@ update (PUT), delete, patch (``application/apply-patch+yaml`` server-side apply,
 ``merge-patch+json``, ``strategic-merge-patch+json`` treated as a merge patch that merges
 lists of named items by name). ``dryRun=All`` is honoured on writes. Server-side apply is a
 recursive merge (lists replaced); ownership and conflicts are not modelled. ``kubectl get``
-without ``-o`` prints only NAME and AGE (no server-side Table).
+gets a server-side Table (Deployment READY/UP-TO-DATE/AVAILABLE, Secret TYPE/DATA, ...).
 """
 
 from __future__ import annotations
@@ -406,6 +406,73 @@ def _decode_protobuf(body: bytes) -> Obj:
             obj.setdefault("data" if number == 2 else "binaryData", {})[k] = val
     obj["metadata"] = meta
     return obj
+
+
+def _wants_table(req: RecordedRequest) -> bool:
+    return "as=Table" in req.headers.get("Accept", "")
+
+
+def _age(timestamp: str | None) -> str:
+    if not timestamp:
+        return "<unknown>"
+    created = dt.datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+    secs = max(0, int((dt.datetime.now(dt.UTC) - created).total_seconds()))
+    if secs < 120:
+        return f"{secs}s"
+    if secs < 7200:
+        return f"{secs // 60}m"
+    if secs < 172800:
+        return f"{secs // 3600}h"
+    return f"{secs // 86400}d"
+
+
+def _table(res: Resource, items: list[Obj], rv: str) -> Obj:
+    """A ``meta.k8s.io/v1`` Table, the server-side printing ``kubectl get`` asks for."""
+    columns = ["Name"]
+    extra: dict[str, Any] = {
+        "Deployment": (
+            ["Ready", "Up-to-date", "Available"],
+            lambda o: [
+                f"{o.get('status', {}).get('readyReplicas', 0)}/{o['spec'].get('replicas', 1)}",
+                o.get("status", {}).get("updatedReplicas", 0),
+                o.get("status", {}).get("availableReplicas", 0),
+            ],
+        ),
+        "Secret": (["Type", "Data"], lambda o: [o.get("type", ""), len(o.get("data") or {})]),
+        "ConfigMap": (
+            ["Data"],
+            lambda o: [len(o.get("data") or {}) + len(o.get("binaryData") or {})],
+        ),
+        "Namespace": (["Status"], lambda o: [o.get("status", {}).get("phase", "")]),
+    }
+    names, cells = extra.get(res.kind, ([], lambda o: []))
+    columns += [*names, "Age"]
+    return {
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": {"resourceVersion": rv},
+        "columnDefinitions": [
+            {
+                "name": c,
+                "type": "integer" if c in ("Up-to-date", "Available", "Data") else "string",
+                "format": "name" if c == "Name" else "",
+                "description": c,
+                "priority": 0,
+            }
+            for c in columns
+        ],
+        "rows": [
+            {
+                "cells": [
+                    o["metadata"]["name"],
+                    *cells(o),
+                    _age(o["metadata"].get("creationTimestamp")),
+                ],
+                "object": copy.deepcopy(o),
+            }
+            for o in items
+        ],
+    }
 
 
 def _peer_closed(conn: socket.socket) -> bool:
@@ -1017,7 +1084,10 @@ class FakeKube:
                 if q.get("watch") in ("true", "1"):
                     self._watch(h, res, ns, q)
                     return None
-                return 200, self._list(res, ns, q)
+                listed = self._list(res, ns, q)
+                if _wants_table(req):
+                    return 200, _table(res, listed["items"], listed["metadata"]["resourceVersion"])
+                return 200, listed
             if method == "POST":
                 return self._create(res, ns, req)
             raise _KubeError(405, f"the server does not allow this method on {res.plural}")
@@ -1027,6 +1097,8 @@ class FakeKube:
             if method in ("GET", "HEAD"):
                 if existing is None:
                     raise _not_found(res, name)
+                if _wants_table(req):
+                    return 200, _table(res, [existing], existing["metadata"]["resourceVersion"])
                 return 200, copy.deepcopy(existing)
             if method == "DELETE":
                 if existing is None:

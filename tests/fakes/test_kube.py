@@ -139,6 +139,15 @@ def test_kubectl_create_sends_protobuf_the_fake_decodes(kube: FakeKube, kubectl:
     assert "AlreadyExists" in again.stderr
 
 
+def test_get_prints_table_columns(kube: FakeKube, kubectl: Kubectl) -> None:
+    kube.put(DEPLOYMENT)
+    res = kubectl("get", "deployments")
+    assert res.returncode == 0, res.stderr
+    header, row = res.stdout.splitlines()
+    assert header.split() == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
+    assert row.split()[:4] == ["web", "2/2", "2", "2"]
+
+
 def test_apply_into_missing_namespace_fails(kubectl: Kubectl) -> None:
     doc = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: nope}\n"
     res = kubectl("apply", "--server-side", "-f", "-", input=doc)
