@@ -1,0 +1,1379 @@
+"""A fake Kubernetes API server good enough for the real ``kubectl`` (1.32).
+
+It is a real HTTP/1.1 server (keep-alive, chunked watch streams) on ``127.0.0.1`` at a
+random port, plain HTTP. State lives in memory; every request is recorded.
+
+Usage::
+
+    with FakeKube() as kube:
+        env = {**os.environ, **kube.env(tmp_path), "HOME": str(tmp_path)}
+        subprocess.run(["kubectl", "apply", "--server-side", "-f", "-"], env=env, ...)
+        assert kube.get("Secret", "x", "ns")["data"]["k"] == "dg=="
+
+Public API (``FakeKube``):
+
+- ``FakeKube()``; ``start()`` / ``stop()`` or ``with FakeKube() as kube``; ``stop()`` ends
+  watch streams, closes kept-alive connections and joins every server thread.
+- ``url`` -- ``http://127.0.0.1:PORT`` (valid after ``start()``).
+- ``write_kubeconfig(path, *, context="fake", namespace=None) -> Path`` -- a kubeconfig with
+  cluster ``server: url`` and a user with a token.
+- ``env(tmp_path) -> dict[str, str]`` -- ``KUBECONFIG`` (written to ``tmp_path/kubeconfig``) and
+  ``KUBECACHEDIR`` (``tmp_path/kubecache``) to merge into ``os.environ``. Set ``HOME`` yourself.
+- ``objects`` -- ``{(group_version, plural, namespace_or_None, name): object}``, e.g.
+  ``("apps/v1", "deployments", "flux-system", "source-controller")``. Read it under no lock;
+  prefer the helpers.
+- ``get(kind, name, namespace=None) -> dict | None`` -- ``kind`` is a Kind, plural, singular or
+  short name, case-insensitive (``"Deployment"``, ``"deploy"``, ``"secrets"``); a namespaced
+  kind with ``namespace=None`` looks in ``"default"``. Returns a deep copy.
+- ``list_objects(kind, namespace=None) -> list[dict]`` -- all namespaces when ``namespace`` is None.
+- ``put(obj) -> dict`` -- seed or replace an object directly (server defaults applied, watch
+  event emitted, namespace existence NOT checked).
+- ``delete(kind, name, namespace=None) -> bool``.
+- ``requests: list[RecordedRequest]`` (``method, path, query: dict[str, str], content_type,
+  body: bytes, headers, status`` -- the code answered; ``.json()`` parses the body as JSON or
+  YAML) and ``writes()`` -- the POST/PUT/PATCH/DELETE ones. ``clear_requests()`` empties the list.
+- ``fail_next(method, path_regex, status, *, times=1)`` -- the next ``times`` requests whose
+  method equals ``method`` (``"*"`` for any) and whose path matches ``re.search(path_regex)``
+  get a ``Status`` error with that code (reason derived from the code).
+- ``auto_ready = True`` -- Deployments become ready on every create/update. With ``False``
+  they are observed but unavailable until ``mark_ready(name, namespace)``;
+  ``mark_unready(name, namespace)`` does the opposite.
+
+Served: ``/version`` (1.32, so the kubectl dispatcher runs its built-in 1.32), old-style
+discovery (``/api``, ``/apis``, ``/api/v1``, ``/apis/apps/v1``, Flux's
+``source.toolkit.fluxcd.io/v1`` and ``kustomize.toolkit.fluxcd.io/v1``), ``/openapi/v3`` with
+per-group documents declaring the ``fieldValidation`` parameter (so server-side field
+validation is used, no client-side schema needed), ``/openapi/v2`` 404. Resources:
+namespaces, secrets, configmaps, services, serviceaccounts, deployments, gitrepositories,
+kustomizations. Verbs: get, list (``fieldSelector`` on metadata.name/namespace,
+``labelSelector``), watch (chunked JSON lines), create (POST: JSON, or the protobuf that
+``kubectl create namespace|secret|configmap|serviceaccount`` sends; other protobuf gets 415),
+update (PUT), delete, patch (``application/apply-patch+yaml`` server-side apply,
+``merge-patch+json``, ``strategic-merge-patch+json`` treated as a merge patch that merges
+lists of named items by name). ``dryRun=All`` is honoured on writes. Server-side apply is a
+recursive merge (lists replaced); ownership and conflicts are not modelled. ``kubectl get``
+gets a server-side Table (Deployment READY/UP-TO-DATE/AVAILABLE, Secret TYPE/DATA, ...).
+"""
+
+from __future__ import annotations
+
+import base64
+import bisect
+import contextlib
+import copy
+import datetime as dt
+import json
+import re
+import secrets as _secrets
+import select
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import yaml
+
+__all__ = ["FakeKube", "RecordedRequest", "Resource"]
+
+Obj = dict[str, Any]
+Key = tuple[str, str, str | None, str]
+
+_REASONS = {
+    400: "BadRequest",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    409: "Conflict",
+    410: "Gone",
+    415: "UnsupportedMediaType",
+    422: "Invalid",
+    429: "TooManyRequests",
+    500: "InternalError",
+    503: "ServiceUnavailable",
+    504: "Timeout",
+}
+
+_ALL_VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]
+
+
+@dataclass(frozen=True)
+class Resource:
+    group: str
+    version: str
+    plural: str
+    singular: str
+    kind: str
+    namespaced: bool
+    short_names: tuple[str, ...] = ()
+    status_subresource: bool = False
+
+    @property
+    def group_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def base_path(self) -> str:
+        return f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+
+
+RESOURCES: tuple[Resource, ...] = (
+    Resource("", "v1", "namespaces", "namespace", "Namespace", False, ("ns",)),
+    Resource("", "v1", "secrets", "secret", "Secret", True),
+    Resource("", "v1", "configmaps", "configmap", "ConfigMap", True, ("cm",)),
+    Resource("", "v1", "services", "service", "Service", True, ("svc",)),
+    Resource("", "v1", "serviceaccounts", "serviceaccount", "ServiceAccount", True, ("sa",)),
+    Resource("apps", "v1", "deployments", "deployment", "Deployment", True, ("deploy",), True),
+    Resource(
+        "source.toolkit.fluxcd.io",
+        "v1",
+        "gitrepositories",
+        "gitrepository",
+        "GitRepository",
+        True,
+        ("gitrepo",),
+        True,
+    ),
+    Resource(
+        "kustomize.toolkit.fluxcd.io",
+        "v1",
+        "kustomizations",
+        "kustomization",
+        "Kustomization",
+        True,
+        ("ks",),
+        True,
+    ),
+)
+
+
+@dataclass
+class RecordedRequest:
+    method: str
+    path: str
+    query: dict[str, str]
+    content_type: str
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+    status: int = 0  # the response code the fake answered
+
+    def json(self) -> Any:
+        """The body parsed as JSON, or YAML when it is not JSON; None when empty."""
+        if not self.body:
+            return None
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            return yaml.safe_load(self.body)
+
+
+@dataclass
+class _Event:
+    rv: int
+    type: str
+    key: Key
+    obj: Obj
+
+
+@dataclass
+class _FailRule:
+    method: str
+    path_regex: re.Pattern[str]
+    status: int
+    times: int
+
+
+class _KubeError(Exception):
+    def __init__(
+        self, code: int, message: str, details: Obj | None = None, reason: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details
+        self.reason = reason
+
+
+def _status(code: int, message: str, details: Obj | None = None, reason: str | None = None) -> Obj:
+    st: Obj = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason or _REASONS.get(code, "Unknown" if code < 500 else "InternalError"),
+        "code": code,
+    }
+    if details is not None:
+        st["details"] = details
+    return st
+
+
+def _not_found(res: Resource, name: str) -> _KubeError:
+    what = f"{res.plural}.{res.group}" if res.group else res.plural
+    return _KubeError(
+        404, f'{what} "{name}" not found', {"name": name, "group": res.group, "kind": res.plural}
+    )
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def merge_patch(target: Any, patch: Any, *, strategic: bool = False) -> Any:
+    """RFC 7386 JSON merge patch; ``strategic`` also merges lists of named dicts by name."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result: Obj = copy.deepcopy(target) if isinstance(target, dict) else {}
+    for k, v in patch.items():
+        if strategic and k.startswith("$"):
+            continue
+        if v is None:
+            result.pop(k, None)
+        elif (
+            strategic
+            and isinstance(v, list)
+            and isinstance(result.get(k), list)
+            and all(isinstance(i, dict) and "name" in i for i in v + result[k])
+        ):
+            merged = {i["name"]: i for i in result[k]}
+            for item in v:
+                if item.get("$patch") == "delete":
+                    merged.pop(item["name"], None)
+                else:
+                    merged[item["name"]] = merge_patch(
+                        merged.get(item["name"]), item, strategic=True
+                    )
+            result[k] = list(merged.values())
+        else:
+            result[k] = merge_patch(result.get(k), v, strategic=strategic)
+    return result
+
+
+def _apply_merge(target: Any, applied: Any) -> Any:
+    """Server-side apply, approximated: recursive dict merge, lists and scalars replaced."""
+    if isinstance(target, dict) and isinstance(applied, dict):
+        result = copy.deepcopy(target)
+        for k, v in applied.items():
+            result[k] = _apply_merge(result.get(k), v)
+        return result
+    return copy.deepcopy(applied)
+
+
+def _parse_label_selector(sel: str) -> list[tuple[str, str, list[str]]]:
+    reqs: list[tuple[str, str, list[str]]] = []
+    for part in re.findall(r"(?:[^,(]|\([^)]*\))+", sel):
+        part = part.strip()
+        if not part:
+            continue
+        m = re.fullmatch(r"(\S+)\s+(in|notin)\s+\((.*)\)", part)
+        if m:
+            reqs.append((m[1], m[2], [v.strip() for v in m[3].split(",") if v.strip()]))
+        elif "!=" in part:
+            k, v = part.split("!=", 1)
+            reqs.append((k.strip(), "notin", [v.strip()]))
+        elif "=" in part:
+            k, v = part.split("==", 1) if "==" in part else part.split("=", 1)
+            reqs.append((k.strip(), "in", [v.strip()]))
+        elif part.startswith("!"):
+            reqs.append((part[1:].strip(), "!", []))
+        else:
+            reqs.append((part, "exists", []))
+    return reqs
+
+
+def _labels_match(labels: dict[str, str], reqs: list[tuple[str, str, list[str]]]) -> bool:
+    for key, op, values in reqs:
+        if op == "in" and labels.get(key) not in values:
+            return False
+        if op == "notin" and key in labels and labels[key] in values:
+            return False
+        if op == "exists" and key not in labels:
+            return False
+        if op == "!" and key in labels:
+            return False
+    return True
+
+
+def _parse_field_selector(sel: str) -> list[tuple[str, bool, str]]:
+    reqs: list[tuple[str, bool, str]] = []
+    for part in sel.split(","):
+        if not part.strip():
+            continue
+        if "!=" in part:
+            k, v = part.split("!=", 1)
+            reqs.append((k.strip(), False, v.strip()))
+        else:
+            k, v = part.split("==", 1) if "==" in part else part.split("=", 1)
+            reqs.append((k.strip(), True, v.strip()))
+    return reqs
+
+
+def _fields_match(obj: Obj, reqs: list[tuple[str, bool, str]]) -> bool:
+    for path, equal, value in reqs:
+        cur: Any = obj
+        for p in path.split("."):
+            cur = cur.get(p) if isinstance(cur, dict) else None
+        actual = "" if cur is None else str(cur)
+        if (actual == value) != equal:
+            return False
+    return True
+
+
+def _pb_fields(buf: bytes) -> Iterator[tuple[int, int | bytes]]:
+    """Walk a protobuf message: (field number, varint value or length-delimited bytes)."""
+
+    def varint(i: int) -> tuple[int, int]:
+        value = shift = 0
+        while True:
+            b = buf[i]
+            value |= (b & 0x7F) << shift
+            i += 1
+            if not b & 0x80:
+                return value, i
+            shift += 7
+
+    i = 0
+    while i < len(buf):
+        tag, i = varint(i)
+        number, wire = tag >> 3, tag & 7
+        if wire == 0:
+            value, i = varint(i)
+            yield number, value
+        elif wire == 2:
+            length, i = varint(i)
+            yield number, buf[i : i + length]
+            i += length
+        elif wire in (1, 5):
+            size = 8 if wire == 1 else 4
+            yield number, buf[i : i + size]
+            i += size
+        else:
+            raise ValueError(f"unsupported protobuf wire type {wire}")
+
+
+def _pb_map(entry: bytes, *, binary: bool = False) -> tuple[str, str]:
+    fields = dict(_pb_fields(entry))
+    key, value = fields.get(1, b""), fields.get(2, b"")
+    assert isinstance(key, bytes) and isinstance(value, bytes)
+    return key.decode(), base64.b64encode(value).decode() if binary else value.decode()
+
+
+def _decode_protobuf(body: bytes) -> Obj:
+    """Decode the ``k8s\\0`` protobuf envelope ``kubectl create`` sends, for the simple kinds
+    (Namespace, Secret, ConfigMap, ServiceAccount): ObjectMeta name/generateName/namespace/
+    labels/annotations and the kinds' data fields. Anything else raises ValueError."""
+    if not body.startswith(b"k8s\x00"):
+        raise ValueError("not a kubernetes protobuf envelope")
+    unknown = dict(_pb_fields(body[4:]))
+    type_meta, raw = unknown.get(1, b""), unknown.get(2, b"")
+    assert isinstance(type_meta, bytes) and isinstance(raw, bytes)
+    tm = {n: v.decode() for n, v in _pb_fields(type_meta) if isinstance(v, bytes)}
+    obj: Obj = {"apiVersion": tm.get(1, ""), "kind": tm.get(2, "")}
+    kind = obj["kind"]
+    if kind not in ("Namespace", "Secret", "ConfigMap", "ServiceAccount"):
+        raise ValueError(f"protobuf bodies for {kind or 'this kind'} are not supported")
+    meta: Obj = {}
+    for number, value in _pb_fields(raw):
+        if not isinstance(value, bytes):
+            if (kind, number) in (("Secret", 5), ("ConfigMap", 4)):
+                obj["immutable"] = bool(value)
+            continue
+        if number == 1:
+            for n, v in _pb_fields(value):
+                if not isinstance(v, bytes):
+                    continue
+                if n in (1, 2, 3) and v:
+                    meta[{1: "name", 2: "generateName", 3: "namespace"}[n]] = v.decode()
+                elif n in (11, 12):
+                    k, val = _pb_map(v)
+                    meta.setdefault("labels" if n == 11 else "annotations", {})[k] = val
+                elif n == 14:
+                    meta.setdefault("finalizers", []).append(v.decode())
+        elif kind == "Secret" and number in (2, 4):
+            k, val = _pb_map(value, binary=number == 2)
+            obj.setdefault("data" if number == 2 else "stringData", {})[k] = val
+        elif kind == "Secret" and number == 3 and value:
+            obj["type"] = value.decode()
+        elif kind == "ConfigMap" and number in (2, 3):
+            k, val = _pb_map(value, binary=number == 3)
+            obj.setdefault("data" if number == 2 else "binaryData", {})[k] = val
+    obj["metadata"] = meta
+    return obj
+
+
+def _wants_table(req: RecordedRequest) -> bool:
+    return "as=Table" in req.headers.get("Accept", "")
+
+
+def _age(timestamp: str | None) -> str:
+    if not timestamp:
+        return "<unknown>"
+    created = dt.datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+    secs = max(0, int((dt.datetime.now(dt.UTC) - created).total_seconds()))
+    if secs < 120:
+        return f"{secs}s"
+    if secs < 7200:
+        return f"{secs // 60}m"
+    if secs < 172800:
+        return f"{secs // 3600}h"
+    return f"{secs // 86400}d"
+
+
+def _table(res: Resource, items: list[Obj], rv: str) -> Obj:
+    """A ``meta.k8s.io/v1`` Table, the server-side printing ``kubectl get`` asks for."""
+    columns = ["Name"]
+    extra: dict[str, Any] = {
+        "Deployment": (
+            ["Ready", "Up-to-date", "Available"],
+            lambda o: [
+                f"{o.get('status', {}).get('readyReplicas', 0)}/{o['spec'].get('replicas', 1)}",
+                o.get("status", {}).get("updatedReplicas", 0),
+                o.get("status", {}).get("availableReplicas", 0),
+            ],
+        ),
+        "Secret": (["Type", "Data"], lambda o: [o.get("type", ""), len(o.get("data") or {})]),
+        "ConfigMap": (
+            ["Data"],
+            lambda o: [len(o.get("data") or {}) + len(o.get("binaryData") or {})],
+        ),
+        "Namespace": (["Status"], lambda o: [o.get("status", {}).get("phase", "")]),
+    }
+    names, cells = extra.get(res.kind, ([], lambda o: []))
+    columns += [*names, "Age"]
+    return {
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": {"resourceVersion": rv},
+        "columnDefinitions": [
+            {
+                "name": c,
+                "type": "integer" if c in ("Up-to-date", "Available", "Data") else "string",
+                "format": "name" if c == "Name" else "",
+                "description": c,
+                "priority": 0,
+            }
+            for c in columns
+        ],
+        "rows": [
+            {
+                "cells": [
+                    o["metadata"]["name"],
+                    *cells(o),
+                    _age(o["metadata"].get("creationTimestamp")),
+                ],
+                "object": copy.deepcopy(o),
+            }
+            for o in items
+        ],
+    }
+
+
+def _peer_closed(conn: socket.socket) -> bool:
+    """True when the client has closed its side (a finished kubectl leaves its watch)."""
+    try:
+        readable, _, _ = select.select([conn], [], [], 0)
+        return bool(readable) and conn.recv(1, socket.MSG_PEEK) == b""
+    except (OSError, ValueError):
+        return True
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = False
+    block_on_close = True
+    fake: FakeKube
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # clients going away (or stop() cutting connections) is normal here
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.fake._track(self.connection, add=True)
+
+    def finish(self) -> None:
+        with contextlib.suppress(OSError):
+            super().finish()
+        self.server.fake._track(self.connection, add=False)
+
+    current: RecordedRequest | None = None
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        if self.current is not None:
+            self.current.status = code
+        super().send_response(code, message)
+
+    def _dispatch(self) -> None:
+        self.server.fake._handle(self)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _dispatch
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class FakeKube:
+    """In-memory Kubernetes API server for tests; see the module docstring."""
+
+    def __init__(self) -> None:
+        self.objects: dict[Key, Obj] = {}
+        self.requests: list[RecordedRequest] = []
+        self.auto_ready: bool = True
+        self.url: str = ""
+        self._lock = threading.RLock()
+        self._cond = threading.Condition(self._lock)
+        self._rv = 0
+        self._events: list[_Event] = []
+        self._event_rvs: list[int] = []
+        self._fail_rules: list[_FailRule] = []
+        self._stopping = threading.Event()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._conns: set[socket.socket] = set()
+        self._by_path = {(r.base_path, r.plural): r for r in RESOURCES}
+        for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
+            self.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> FakeKube:
+        if self._server is not None:
+            return self
+        self._stopping.clear()
+        server = _Server(("127.0.0.1", 0), _Handler)
+        server.fake = self
+        self._server = server
+        self.url = f"http://127.0.0.1:{server.server_address[1]}"
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-kube"
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, thread = self._server, self._thread
+        if server is None or thread is None:
+            return
+        self._stopping.set()
+        with self._cond:
+            self._cond.notify_all()
+        server.shutdown()
+        thread.join()
+        with self._lock:
+            conns = list(self._conns)
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        server.server_close()  # joins the handler threads
+        self._server = self._thread = None
+
+    def __enter__(self) -> FakeKube:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _track(self, conn: socket.socket, *, add: bool) -> None:
+        with self._lock:
+            if add:
+                self._conns.add(conn)
+            else:
+                self._conns.discard(conn)
+
+    # ------------------------------------------------------------------ client config
+    def write_kubeconfig(
+        self, path: Path, *, context: str = "fake", namespace: str | None = None
+    ) -> Path:
+        ctx: Obj = {"cluster": "fake", "user": "fake"}
+        if namespace:
+            ctx["namespace"] = namespace
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
+            "users": [{"name": "fake", "user": {"token": "fake-token"}}],
+            "contexts": [{"name": context, "context": ctx}],
+            "current-context": context,
+            "preferences": {},
+        }
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        return path
+
+    def env(self, tmp_path: Path) -> dict[str, str]:
+        kubeconfig = self.write_kubeconfig(Path(tmp_path) / "kubeconfig")
+        cache = Path(tmp_path) / "kubecache"
+        cache.mkdir(parents=True, exist_ok=True)
+        return {"KUBECONFIG": str(kubeconfig), "KUBECACHEDIR": str(cache)}
+
+    # ------------------------------------------------------------------ test helpers
+    @staticmethod
+    def resource_for(kind: str) -> Resource:
+        k = kind.lower()
+        for r in RESOURCES:
+            names = {r.kind.lower(), r.plural, r.singular, *r.short_names}
+            if r.group:
+                names |= {f"{r.plural}.{r.group}", f"{r.kind.lower()}.{r.group}"}
+            if k in names:
+                return r
+        raise KeyError(f"unknown kind {kind!r}")
+
+    def _key(self, res: Resource, name: str, namespace: str | None) -> Key:
+        ns = (namespace or "default") if res.namespaced else None
+        return (res.group_version, res.plural, ns, name)
+
+    def get(self, kind: str, name: str, namespace: str | None = None) -> Obj | None:
+        res = self.resource_for(kind)
+        with self._lock:
+            obj = self.objects.get(self._key(res, name, namespace))
+            return copy.deepcopy(obj) if obj is not None else None
+
+    def list_objects(self, kind: str, namespace: str | None = None) -> list[Obj]:
+        res = self.resource_for(kind)
+        with self._lock:
+            items = sorted(self.objects.items(), key=lambda kv: str(kv[0]))
+            return [
+                copy.deepcopy(o)
+                for (gv, plural, ns, _), o in items
+                if gv == res.group_version
+                and plural == res.plural
+                and (namespace is None or ns == namespace)
+            ]
+
+    def put(self, obj: Obj) -> Obj:
+        res = self.resource_for(obj["kind"])
+        meta = obj.get("metadata") or {}
+        key = self._key(res, meta["name"], meta.get("namespace"))
+        with self._lock:
+            return self._store(res, key, copy.deepcopy(obj), self.objects.get(key))
+
+    def delete(self, kind: str, name: str, namespace: str | None = None) -> bool:
+        res = self.resource_for(kind)
+        with self._lock:
+            key = self._key(res, name, namespace)
+            if key not in self.objects:
+                return False
+            self._remove(key)
+            return True
+
+    def mark_ready(self, name: str, namespace: str | None = None, *, ready: bool = True) -> Obj:
+        res = self.resource_for("Deployment")
+        with self._lock:
+            key = self._key(res, name, namespace)
+            if key not in self.objects:
+                raise KeyError(f"no deployment {namespace}/{name}")
+            obj = copy.deepcopy(self.objects[key])
+            obj["status"] = self._deployment_status(obj, ready=ready)
+            return self._commit(key, obj, "MODIFIED")
+
+    def mark_unready(self, name: str, namespace: str | None = None) -> Obj:
+        return self.mark_ready(name, namespace, ready=False)
+
+    def writes(self) -> list[RecordedRequest]:
+        with self._lock:
+            return [r for r in self.requests if r.method in ("POST", "PUT", "PATCH", "DELETE")]
+
+    def clear_requests(self) -> None:
+        with self._lock:
+            self.requests.clear()
+
+    def fail_next(self, method: str, path_regex: str, status: int, *, times: int = 1) -> None:
+        with self._lock:
+            self._fail_rules.append(
+                _FailRule(method.upper(), re.compile(path_regex), status, times)
+            )
+
+    # ------------------------------------------------------------------ storage
+    def _commit(self, key: Key, obj: Obj, event_type: str) -> Obj:
+        self._rv += 1
+        obj.setdefault("metadata", {})["resourceVersion"] = str(self._rv)
+        if event_type == "DELETED":
+            self.objects.pop(key, None)
+        else:
+            self.objects[key] = obj
+        self._events.append(_Event(self._rv, event_type, key, copy.deepcopy(obj)))
+        self._event_rvs.append(self._rv)
+        self._cond.notify_all()
+        return copy.deepcopy(obj)
+
+    def _remove(self, key: Key) -> Obj:
+        obj = copy.deepcopy(self.objects[key])
+        if key[1] == "namespaces":
+            for k in [k for k in self.objects if k[2] == key[3]]:
+                self._commit(k, copy.deepcopy(self.objects[k]), "DELETED")
+        return self._commit(key, obj, "DELETED")
+
+    @staticmethod
+    def _deployment_status(obj: Obj, *, ready: bool) -> Obj:
+        spec = obj.get("spec") or {}
+        replicas = spec.get("replicas", 1)
+        gen = obj["metadata"].get("generation", 1)
+        now = _now()
+        if ready:
+            return {
+                "observedGeneration": gen,
+                "replicas": replicas,
+                "updatedReplicas": replicas,
+                "readyReplicas": replicas,
+                "availableReplicas": replicas,
+                "conditions": [
+                    {
+                        "type": "Available",
+                        "status": "True",
+                        "reason": "MinimumReplicasAvailable",
+                        "lastUpdateTime": now,
+                        "lastTransitionTime": now,
+                    },
+                    {
+                        "type": "Progressing",
+                        "status": "True",
+                        "reason": "NewReplicaSetAvailable",
+                        "lastUpdateTime": now,
+                        "lastTransitionTime": now,
+                    },
+                ],
+            }
+        return {
+            "observedGeneration": gen,
+            "replicas": replicas,
+            "updatedReplicas": replicas,
+            "readyReplicas": 0,
+            "availableReplicas": 0,
+            "unavailableReplicas": replicas,
+            "conditions": [
+                {
+                    "type": "Available",
+                    "status": "False",
+                    "reason": "MinimumReplicasUnavailable",
+                    "lastUpdateTime": now,
+                    "lastTransitionTime": now,
+                },
+                {
+                    "type": "Progressing",
+                    "status": "True",
+                    "reason": "ReplicaSetUpdated",
+                    "lastUpdateTime": now,
+                    "lastTransitionTime": now,
+                },
+            ],
+        }
+
+    def _store(
+        self,
+        res: Resource,
+        key: Key,
+        obj: Obj,
+        existing: Obj | None,
+        *,
+        dry_run: bool = False,
+        status_write: bool = False,
+    ) -> Obj:
+        """Apply server defaults to ``obj`` and store it (create when ``existing`` is None)."""
+        obj["apiVersion"] = res.group_version
+        obj["kind"] = res.kind
+        meta = obj.setdefault("metadata", {})
+        meta["name"] = key[3]
+        if res.namespaced:
+            meta["namespace"] = key[2]
+        else:
+            meta.pop("namespace", None)
+        if existing is not None:
+            old_meta = existing["metadata"]
+            for f in ("uid", "creationTimestamp"):
+                meta[f] = old_meta[f]
+            meta["generation"] = old_meta.get("generation", 1)
+            if res.status_subresource and not status_write:
+                if "status" in existing:
+                    obj["status"] = copy.deepcopy(existing["status"])
+                else:
+                    obj.pop("status", None)
+        else:
+            meta["uid"] = str(uuid.uuid4())
+            meta["creationTimestamp"] = _now()
+            meta["generation"] = 1
+            if res.status_subresource and not status_write:
+                obj.pop("status", None)
+        for f in ("resourceVersion", "selfLink", "deletionTimestamp"):
+            meta.pop(f, None)
+        if not meta.get("labels"):
+            meta.pop("labels", None)
+        if not meta.get("annotations"):
+            meta.pop("annotations", None)
+        if res.kind == "Secret":
+            string_data = obj.pop("stringData", None) or {}
+            data = obj.setdefault("data", {})
+            for k, v in string_data.items():
+                data[k] = base64.b64encode(str(v).encode()).decode()
+            if not data:
+                obj.pop("data", None)
+            obj.setdefault("type", "Opaque")
+        elif res.kind == "Namespace":
+            meta.setdefault("labels", {})["kubernetes.io/metadata.name"] = key[3]
+            obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
+            obj["status"] = {"phase": "Active"}
+        elif res.kind == "Deployment":
+            obj.setdefault("spec", {}).setdefault("replicas", 1)
+
+        def content(o: Obj) -> Obj:
+            return {k: v for k, v in o.items() if k not in ("metadata", "status")}
+
+        if existing is not None and content(existing) != content(obj):
+            meta["generation"] = meta["generation"] + 1
+        if res.kind == "Deployment" and not status_write:
+            if self.auto_ready:
+                obj["status"] = self._deployment_status(obj, ready=True)
+            elif existing is None or meta["generation"] != existing["metadata"].get("generation"):
+                obj["status"] = self._deployment_status(obj, ready=False)
+
+        if existing is not None:
+            old = copy.deepcopy(existing)
+            old["metadata"].pop("resourceVersion", None)
+            for m in (old["metadata"], meta):
+                for mf in m.get("managedFields") or []:
+                    mf.pop("time", None)
+            if old == obj:
+                return copy.deepcopy(existing)  # no-op write: no new resourceVersion, no event
+        for mf in meta.get("managedFields") or []:
+            mf.setdefault("time", _now())
+        if dry_run:
+            out = copy.deepcopy(obj)
+            out["metadata"]["resourceVersion"] = (
+                (existing or {}).get("metadata", {}).get("resourceVersion", "0")
+            )
+            return out
+        return self._commit(key, obj, "ADDED" if existing is None else "MODIFIED")
+
+    # ------------------------------------------------------------------ HTTP
+    def _handle(self, h: _Handler) -> None:
+        url = urlsplit(h.path)
+        path = url.path.rstrip("/") or "/"
+        query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+        body = self._read_body(h)
+        req = RecordedRequest(
+            method=h.command,
+            path=path,
+            query=query,
+            content_type=(h.headers.get("Content-Type") or "").split(";")[0].strip(),
+            body=body,
+            headers={k: v for k, v in h.headers.items()},
+        )
+        h.current = req
+        with self._lock:
+            self.requests.append(req)
+            rule = next(
+                (
+                    r
+                    for r in self._fail_rules
+                    if r.method in ("*", h.command) and r.path_regex.search(path)
+                ),
+                None,
+            )
+            if rule is not None:
+                rule.times -= 1
+                if rule.times <= 0:
+                    self._fail_rules.remove(rule)
+        if rule is not None:
+            self._send_json(
+                h, rule.status, _status(rule.status, f"injected failure ({rule.status})")
+            )
+            return
+        try:
+            result = self._route(h, req)
+        except _KubeError as e:
+            self._send_json(h, e.code, _status(e.code, e.message, e.details, e.reason))
+            return
+        except Exception as e:  # a bug in the fake: answer like an apiserver would
+            self._send_json(h, 500, _status(500, f"fake kube error: {e!r}"))
+            return
+        if result is not None:
+            code, payload = result
+            self._send_json(h, code, payload)
+
+    @staticmethod
+    def _read_body(h: _Handler) -> bytes:
+        if h.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks = []
+            while True:
+                size = int(h.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while h.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    break
+                chunks.append(h.rfile.read(size))
+                h.rfile.readline()
+            return b"".join(chunks)
+        length = int(h.headers.get("Content-Length") or 0)
+        return h.rfile.read(length) if length else b""
+
+    @staticmethod
+    def _send_json(h: _Handler, code: int, payload: Any) -> None:
+        data = json.dumps(payload).encode()
+        try:
+            h.send_response(code)
+            h.send_header("Content-Type", "application/json")
+            h.send_header("Content-Length", str(len(data)))
+            h.send_header("Cache-Control", "no-cache, private")
+            h.end_headers()
+            if h.command != "HEAD":
+                h.wfile.write(data)
+            h.wfile.flush()
+        except OSError:
+            h.close_connection = True
+
+    def _route(self, h: _Handler, req: RecordedRequest) -> tuple[int, Any] | None:
+        path, method = req.path, req.method
+        if path in ("/version", "/openapi/v3", "/api", "/apis") or path.startswith("/openapi/"):
+            if method not in ("GET", "HEAD"):
+                raise _KubeError(405, f"the server does not allow this method on {path}")
+            return 200, self._static(path, h)
+        if path in ("/healthz", "/readyz", "/livez"):
+            return 200, "ok"
+        for base in {r.base_path for r in RESOURCES}:
+            if path == base:
+                return 200, self._resource_list(base)
+            if path.startswith(base + "/"):
+                return self._resource_request(h, req, base, path[len(base) + 1 :].split("/"))
+        raise _KubeError(404, "the server could not find the requested resource")
+
+    def _static(self, path: str, h: _Handler) -> Any:
+        if path == "/version":
+            return {
+                "major": "1",
+                "minor": "32",
+                "gitVersion": "v1.32.0",
+                "gitCommit": "0" * 40,
+                "gitTreeState": "clean",
+                "buildDate": "2024-12-11T00:00:00Z",
+                "goVersion": "go1.23.3",
+                "compiler": "gc",
+                "platform": "linux/amd64",
+            }
+        if path == "/api":
+            return {
+                "kind": "APIVersions",
+                "versions": ["v1"],
+                "serverAddressByClientCIDRs": [
+                    {"clientCIDR": "0.0.0.0/0", "serverAddress": self.url.split("//")[1]}
+                ],
+            }
+        if path == "/apis":
+            groups = []
+            for gv in dict.fromkeys(r.group_version for r in RESOURCES if r.group):
+                group, version = gv.split("/")
+                entry = {"groupVersion": gv, "version": version}
+                groups.append({"name": group, "versions": [entry], "preferredVersion": entry})
+            return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
+        if path == "/openapi/v3":
+            return {
+                "paths": {
+                    base.lstrip("/"): {"serverRelativeURL": f"/openapi/v3{base}?hash=FAKE"}
+                    for base in dict.fromkeys(r.base_path for r in RESOURCES)
+                }
+            }
+        if path.startswith("/openapi/v3/"):
+            base = path[len("/openapi/v3") :]
+            doc = self._openapi_doc(base)
+            if doc is not None:
+                return doc
+        raise _KubeError(404, "the server could not find the requested resource")
+
+    @staticmethod
+    def _resource_list(base: str) -> Obj:
+        resources = []
+        gv = ""
+        for r in RESOURCES:
+            if r.base_path != base:
+                continue
+            gv = r.group_version
+            entry: Obj = {
+                "name": r.plural,
+                "singularName": r.singular,
+                "namespaced": r.namespaced,
+                "kind": r.kind,
+                "verbs": _ALL_VERBS,
+            }
+            if r.short_names:
+                entry["shortNames"] = list(r.short_names)
+            resources.append(entry)
+            if r.status_subresource:
+                resources.append(
+                    {
+                        "name": f"{r.plural}/status",
+                        "singularName": "",
+                        "namespaced": r.namespaced,
+                        "kind": r.kind,
+                        "verbs": ["get", "patch", "update"],
+                    }
+                )
+        return {
+            "kind": "APIResourceList",
+            "apiVersion": "v1",
+            "groupVersion": gv,
+            "resources": resources,
+        }
+
+    @staticmethod
+    def _openapi_doc(base: str) -> Obj | None:
+        paths: Obj = {}
+        found = False
+        for r in RESOURCES:
+            if r.base_path != base:
+                continue
+            found = True
+            gvk = {"group": r.group, "version": r.version, "kind": r.kind}
+            item = (
+                f"{base}/namespaces/{{namespace}}/{r.plural}/{{name}}"
+                if r.namespaced
+                else f"{base}/{r.plural}/{{name}}"
+            )
+            params = [
+                {"name": n, "in": "query", "schema": {"type": "string", "uniqueItems": True}}
+                for n in ("dryRun", "fieldManager", "fieldValidation", "force")
+            ]
+            op = {
+                "operationId": f"patch{r.kind}",
+                "parameters": params,
+                "x-kubernetes-action": "patch",
+                "x-kubernetes-group-version-kind": gvk,
+                "responses": {"200": {"description": "OK"}, "201": {"description": "Created"}},
+            }
+            paths[item] = {"patch": op}
+        if not found:
+            return None
+        return {
+            "openapi": "3.0.0",
+            "info": {"title": "Kubernetes", "version": "v1.32.0"},
+            "paths": paths,
+            "components": {"schemas": {}},
+        }
+
+    # ------------------------------------------------------------------ resources
+    def _resource_request(
+        self, h: _Handler, req: RecordedRequest, base: str, segs: list[str]
+    ) -> tuple[int, Any] | None:
+        ns: str | None = None
+        if (
+            len(segs) >= 3
+            and segs[0] == "namespaces"
+            and (base, segs[2]) in self._by_path
+            and self._by_path[(base, segs[2])].namespaced
+        ):
+            ns, segs = segs[1], segs[2:]
+        res = self._by_path.get((base, segs[0]))
+        if res is None or len(segs) > 3:
+            raise _KubeError(404, "the server could not find the requested resource")
+        name = segs[1] if len(segs) > 1 else None
+        sub = segs[2] if len(segs) > 2 else None
+        if sub is not None and not (sub == "status" and res.status_subresource):
+            raise _KubeError(404, "the server could not find the requested resource")
+        if res.namespaced and name is not None and ns is None:
+            raise _KubeError(404, "the server could not find the requested resource")
+        q, method = req.query, req.method
+        if name is None:
+            if method in ("GET", "HEAD"):
+                if q.get("watch") in ("true", "1"):
+                    self._watch(h, res, ns, q)
+                    return None
+                listed = self._list(res, ns, q)
+                if _wants_table(req):
+                    return 200, _table(res, listed["items"], listed["metadata"]["resourceVersion"])
+                return 200, listed
+            if method == "POST":
+                return self._create(res, ns, req)
+            raise _KubeError(405, f"the server does not allow this method on {res.plural}")
+        key = (res.group_version, res.plural, ns, name)
+        with self._lock:
+            existing = self.objects.get(key)
+            if method in ("GET", "HEAD"):
+                if existing is None:
+                    raise _not_found(res, name)
+                if _wants_table(req):
+                    return 200, _table(res, [existing], existing["metadata"]["resourceVersion"])
+                return 200, copy.deepcopy(existing)
+            if method == "DELETE":
+                if existing is None:
+                    raise _not_found(res, name)
+                if q.get("dryRun") == "All":
+                    return 200, copy.deepcopy(existing)
+                return 200, self._remove(key)
+            if method == "PUT":
+                return self._update(res, key, existing, req, status_write=sub == "status")
+            if method == "PATCH":
+                return self._patch(res, key, existing, req, status_write=sub == "status")
+        raise _KubeError(405, f"the server does not allow this method on {res.plural}")
+
+    def _decode(self, req: RecordedRequest) -> Obj:
+        if req.content_type == "application/vnd.kubernetes.protobuf":
+            try:
+                return _decode_protobuf(req.body)
+            except (ValueError, IndexError, AssertionError, UnicodeDecodeError) as e:
+                raise _KubeError(415, f"the fake cannot decode this protobuf body: {e}") from e
+        if "protobuf" in req.content_type:
+            raise _KubeError(
+                415,
+                f"the body of the request was in an unknown format - "
+                f"accepted media types include: application/json, "
+                f"application/yaml (got {req.content_type})",
+            )
+        try:
+            data = req.json()
+        except (ValueError, yaml.YAMLError) as e:
+            raise _KubeError(400, f"error decoding request body: {e}") from e
+        if not isinstance(data, dict):
+            raise _KubeError(400, "the request body must be an object")
+        return data
+
+    def _check_target(self, res: Resource, obj: Obj, ns: str | None, name: str | None) -> None:
+        meta = obj.get("metadata") or {}
+        if obj.get("kind") not in (None, res.kind) or obj.get("apiVersion") not in (
+            None,
+            res.group_version,
+        ):
+            raise _KubeError(
+                400,
+                f"the API version in the data ({obj.get('apiVersion')}) "
+                f"does not match the expected API version "
+                f"({res.group_version})",
+            )
+        if res.namespaced and meta.get("namespace") not in (None, "", ns):
+            raise _KubeError(
+                400,
+                "the namespace of the provided object does not match the "
+                "namespace sent on the request",
+            )
+        if name is not None and meta.get("name") not in (None, name):
+            raise _KubeError(400, "the name of the object does not match the name on the URL")
+
+    def _require_namespace(self, res: Resource, ns: str | None) -> None:
+        if res.namespaced and ("v1", "namespaces", None, ns) not in self.objects:
+            raise _KubeError(
+                404, f'namespaces "{ns}" not found', {"name": ns, "kind": "namespaces"}
+            )
+
+    def _create(self, res: Resource, ns: str | None, req: RecordedRequest) -> tuple[int, Obj]:
+        obj = self._decode(req)
+        self._check_target(res, obj, ns, None)
+        meta = obj.setdefault("metadata", {})
+        if not meta.get("name"):
+            if not meta.get("generateName"):
+                raise _KubeError(422, f'{res.kind} "" is invalid: metadata.name: Required value')
+            meta["name"] = meta["generateName"] + _secrets.token_hex(3)[:5]
+        if res.namespaced and ns is None:
+            raise _KubeError(404, "the server could not find the requested resource")
+        key = (res.group_version, res.plural, ns, meta["name"])
+        with self._lock:
+            self._require_namespace(res, ns)
+            if key in self.objects:
+                what = f"{res.plural}.{res.group}" if res.group else res.plural
+                raise _KubeError(
+                    409,
+                    f'{what} "{meta["name"]}" already exists',
+                    {"name": meta["name"], "group": res.group, "kind": res.plural},
+                    reason="AlreadyExists",
+                )
+            self._add_managed(obj, req, "Update")
+            return 201, self._store(res, key, obj, None, dry_run=req.query.get("dryRun") == "All")
+
+    def _update(
+        self,
+        res: Resource,
+        key: Key,
+        existing: Obj | None,
+        req: RecordedRequest,
+        *,
+        status_write: bool,
+    ) -> tuple[int, Obj]:
+        obj = self._decode(req)
+        self._check_target(res, obj, key[2], key[3])
+        if existing is None:
+            raise _not_found(res, key[3])
+        rv = (obj.get("metadata") or {}).get("resourceVersion")
+        if rv and rv != existing["metadata"]["resourceVersion"]:
+            what = f"{res.plural}.{res.group}" if res.group else res.plural
+            raise _KubeError(
+                409,
+                f'Operation cannot be fulfilled on {what} "{key[3]}": the '
+                "object has been modified; please apply your changes to the "
+                "latest version and try again",
+                {"name": key[3], "group": res.group, "kind": res.plural},
+            )
+        if status_write:
+            new = copy.deepcopy(existing)
+            new["status"] = obj.get("status")
+            obj = new
+        self._add_managed(obj, req, "Update", existing)
+        return 200, self._store(
+            res,
+            key,
+            obj,
+            existing,
+            dry_run=req.query.get("dryRun") == "All",
+            status_write=status_write,
+        )
+
+    def _patch(
+        self,
+        res: Resource,
+        key: Key,
+        existing: Obj | None,
+        req: RecordedRequest,
+        *,
+        status_write: bool,
+    ) -> tuple[int, Obj]:
+        ct = req.content_type
+        patch = self._decode(req)
+        dry_run = req.query.get("dryRun") == "All"
+        if ct == "application/apply-patch+yaml":
+            self._check_target(res, patch, key[2], key[3])
+            if not req.query.get("fieldManager"):
+                raise _KubeError(
+                    422,
+                    'PatchOptions.meta.k8s.io "" is invalid: fieldManager: '
+                    "Required value: is required for apply patch",
+                )
+            if existing is None:
+                self._require_namespace(res, key[2])
+                obj = copy.deepcopy(patch)
+                self._add_managed(obj, req, "Apply")
+                return 201, self._store(
+                    res, key, obj, None, dry_run=dry_run, status_write=status_write
+                )
+            merged = _apply_merge(existing, patch)
+            self._add_managed(merged, req, "Apply", existing)
+            return 200, self._store(
+                res, key, merged, existing, dry_run=dry_run, status_write=status_write
+            )
+        if ct in ("application/merge-patch+json", "application/strategic-merge-patch+json"):
+            if existing is None:
+                raise _not_found(res, key[3])
+            merged = merge_patch(
+                existing, patch, strategic=ct == "application/strategic-merge-patch+json"
+            )
+            self._add_managed(merged, req, "Update", existing)
+            return 200, self._store(
+                res, key, merged, existing, dry_run=dry_run, status_write=status_write
+            )
+        raise _KubeError(415, f"the server does not support patch content type {ct!r}")
+
+    @staticmethod
+    def _add_managed(
+        obj: Obj, req: RecordedRequest, operation: str, existing: Obj | None = None
+    ) -> None:
+        manager = (
+            req.query.get("fieldManager")
+            or (req.headers.get("User-Agent", "unknown").split("/")[0])
+        )
+        meta = obj.setdefault("metadata", {})
+        fields = [
+            mf
+            for mf in ((existing or {}).get("metadata", {}).get("managedFields") or [])
+            if not (mf.get("manager") == manager and mf.get("operation") == operation)
+        ]
+        fields.append(
+            {
+                "manager": manager,
+                "operation": operation,
+                "apiVersion": obj.get("apiVersion", ""),
+                "fieldsType": "FieldsV1",
+                "fieldsV1": {},
+            }
+        )
+        meta["managedFields"] = fields
+
+    def _matcher(self, res: Resource, ns: str | None, q: dict[str, str]) -> Any:
+        labels = _parse_label_selector(q.get("labelSelector", ""))
+        fields = _parse_field_selector(q.get("fieldSelector", ""))
+
+        def match(key: Key, obj: Obj) -> bool:
+            return (
+                key[0] == res.group_version
+                and key[1] == res.plural
+                and (ns is None or key[2] == ns)
+                and _labels_match(obj["metadata"].get("labels") or {}, labels)
+                and _fields_match(obj, fields)
+            )
+
+        return match
+
+    def _list(self, res: Resource, ns: str | None, q: dict[str, str]) -> Obj:
+        match = self._matcher(res, ns, q)
+        with self._lock:
+            items = [
+                copy.deepcopy(o)
+                for k, o in sorted(self.objects.items(), key=lambda kv: str(kv[0]))
+                if match(k, o)
+            ]
+            rv = str(self._rv)
+        return {
+            "kind": f"{res.kind}List",
+            "apiVersion": res.group_version,
+            "metadata": {"resourceVersion": rv},
+            "items": items,
+        }
+
+    def _watch(self, h: _Handler, res: Resource, ns: str | None, q: dict[str, str]) -> None:
+        match = self._matcher(res, ns, q)
+        timeout = float(q.get("timeoutSeconds") or 1800)
+        deadline = time.monotonic() + timeout
+        rv = q.get("resourceVersion", "")
+        with self._lock:
+            pending: list[Obj] = []
+            if rv in ("", "0"):
+                pending = [
+                    {"type": "ADDED", "object": copy.deepcopy(o)}
+                    for k, o in sorted(self.objects.items(), key=lambda kv: str(kv[0]))
+                    if match(k, o)
+                ]
+                pos = self._rv
+            else:
+                try:
+                    pos = int(rv)
+                except ValueError:
+                    raise _KubeError(400, f"invalid resourceVersion {rv!r}") from None
+        try:
+            h.send_response(200)
+            h.send_header("Content-Type", "application/json")
+            h.send_header("Transfer-Encoding", "chunked")
+            h.send_header("Cache-Control", "no-cache, private")
+            h.end_headers()
+            h.wfile.flush()
+            for ev in self._watch_events(match, pos, pending, deadline, h.connection):
+                line = json.dumps(ev).encode() + b"\n"
+                h.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
+                h.wfile.flush()
+            h.wfile.write(b"0\r\n\r\n")
+            h.wfile.flush()
+        except OSError:
+            h.close_connection = True
+
+    def _watch_events(
+        self, match: Any, pos: int, pending: list[Obj], deadline: float, conn: socket.socket
+    ) -> Iterator[Obj]:
+        yield from pending
+        while not self._stopping.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or _peer_closed(conn):
+                return
+            with self._cond:
+                idx = bisect.bisect_right(self._event_rvs, pos)
+                new = self._events[idx:]
+                if not new:
+                    self._cond.wait(min(remaining, 0.5))
+                    continue
+                pos = new[-1].rv
+                out = [
+                    {"type": e.type, "object": copy.deepcopy(e.obj)}
+                    for e in new
+                    if match(e.key, e.obj)
+                ]
+            yield from out
