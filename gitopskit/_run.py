@@ -108,9 +108,7 @@ def run(
             f"{label} failed (exit {failed.exit_code}){_tail(output)}",
             returncode=failed.exit_code,
         ) from None
-    return Result(
-        finished.exit_code or 0, _decode(finished.stdout), _decode(finished.stderr)
-    )
+    return Result(finished.exit_code or 0, _decode(finished.stdout), _decode(finished.stderr))
 
 
 def _decode(data: bytes | str | None) -> str:

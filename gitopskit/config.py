@@ -76,8 +76,9 @@ SETTINGS: dict[str, Setting] = {
             "read_repository token for diffs in merge-request pipelines",
             secret=True,
         ),
-        Setting("COMMENT_TOKEN", "api token that posts the diff note on merge requests",
-                secret=True),
+        Setting(
+            "COMMENT_TOKEN", "api token that posts the diff note on merge requests", secret=True
+        ),
         Setting("GITLAB_TOKEN", "a Maintainer's token for deploy keys", secret=True),
     )
 }
