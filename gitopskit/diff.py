@@ -374,6 +374,9 @@ class DiffResult:
         )
 
 
+_TYPED_TEXT = json.JSONEncoder(default=repr).encode
+
+
 def _strictly_equal(a: Any, b: Any) -> bool:
     """Equal with types: ``==`` takes ``True == 1 == 1.0``; Kubernetes does not."""
     if type(a) is not type(b):
@@ -395,7 +398,7 @@ def same_object(a: Any, b: Any) -> bool:
     if a != b:
         return False
     try:
-        if json.dumps(a, default=repr) == json.dumps(b, default=repr):
+        if _TYPED_TEXT(a) == _TYPED_TEXT(b):
             return True
     except (TypeError, ValueError, RecursionError):
         pass
