@@ -90,7 +90,7 @@ def diff(
     with cli.boundary(exit_code=2) as ui:
         settings = cli.settings(c)
         fmt = engine.check_format(format)
-        source, branch = engine.resolve_against(settings, against, ref)
+        target = engine.resolve_against(settings, against, ref)
         output = PROJECT_DIR / settings.require("OUTDIR", outdir)
         if synth:
             command = app_command(PROJECT_DIR, settings.get("APP"))
@@ -98,10 +98,15 @@ def diff(
             cli.report_synth(ui, run_synth(PROJECT_DIR, output, app=command), PROJECT_DIR)
         ui.step(
             "diff",
-            f"{output.name}/ against {display_url(source)}" + (f" {branch}" if branch else ""),
+            f"{output.name}/ against {display_url(target.location)}"
+            + (f" {target.ref}" if target.ref else ""),
         )
         result = engine.diff_against(
-            output, source, ref=branch, subdir=settings.get("MANIFESTS_PATH", manifests_path) or ""
+            output,
+            target.location,
+            ref=target.ref,
+            subdir=settings.get("MANIFESTS_PATH", manifests_path) or "",
+            extra_env=target.env,
         )
         for note in result.notes:
             ui.note(note)

@@ -25,6 +25,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -594,34 +595,66 @@ def diff_against(
     return compare(old, new)
 
 
-def resolve_against(
-    settings: Settings, against: str | None, ref: str | None
-) -> tuple[str, str | None]:
+@dataclass(frozen=True)
+class Against:
+    """What ``invoke diff`` compares with.
+
+    Attributes:
+        location: A directory, or a git URL.
+        ref: The branch (None: a directory, or the remote's default branch).
+        env: git's environment for a git URL (a read token as a header, a CA file).
+    """
+
+    location: str
+    ref: str | None
+    env: dict[str, str] | None = None
+
+
+def resolve_against(settings: Settings, against: str | None, ref: str | None) -> Against:
     """What ``invoke diff`` compares with: ``--against`` and ``--ref``, else the configured
-    manifests repository (``MANIFESTS_GIT_URL``) and its target branch.
+    manifests repository (``MANIFESTS_GIT_URL``, else the GitLab project ``MANIFESTS_PROJECT``
+    on ``GITLAB_URL``) and its target branch.
+
+    A token reaches git for an HTTP(S) URL on the GitLab host: ``MANIFESTS_READ_TOKEN`` (a
+    ``read_repository`` token, which merge-request pipelines can have), else ``MANIFESTS_TOKEN``.
 
     Args:
         settings: This run's settings.
         against: ``--against``, or None.
         ref: ``--ref``, or None.
 
-    Returns:
-        The location and the branch (None: a directory, or the remote's default branch).
-
     Raises:
-        ConfigError: Neither ``--against`` nor ``MANIFESTS_GIT_URL`` is given.
+        ConfigError: Neither ``--against`` nor a manifests repository is configured.
     """
     if against:
-        return against, ref
-    configured = settings.get("MANIFESTS_GIT_URL")
-    if not configured:
-        raise ConfigError(
-            "nothing to compare with: give --against PATH_OR_GIT_URL, or configure the "
-            "manifests repository (MANIFESTS_GIT_URL)",
-            hint="set the environment variable MANIFESTS_GIT_URL or "
-            "gitopskit.manifests_git_url in invoke.yaml",
-        )
-    return configured, settings.get("MANIFESTS_TARGET_BRANCH", ref)
+        location, branch = against, ref
+    else:
+        configured = settings.get("MANIFESTS_GIT_URL")
+        project = settings.get("MANIFESTS_PROJECT")
+        gitlab_url = settings.get("GITLAB_URL")
+        if not configured and project and gitlab_url:
+            # GitLab's http_url_to_repo, without an API call (which would need the api scope).
+            configured = f"{gitlab_url.rstrip('/')}/{project.strip('/')}.git"
+        if not configured:
+            raise ConfigError(
+                "nothing to compare with: give --against PATH_OR_GIT_URL, or configure the "
+                "manifests repository (MANIFESTS_GIT_URL, or GITLAB_URL and MANIFESTS_PROJECT)",
+                hint="set the environment variable MANIFESTS_GIT_URL or "
+                "gitopskit.manifests_git_url in invoke.yaml",
+            )
+        location, branch = configured, settings.get("MANIFESTS_TARGET_BRANCH", ref)
+    token = settings.token("MANIFESTS_READ_TOKEN") or settings.token("MANIFESTS_TOKEN")
+    env = None
+    if git.is_http_url(location) and _same_host(location, settings.get("GITLAB_URL")):
+        env = git.git_environment(location, token, ca_file=settings.get("GITLAB_CA_FILE"))
+    return Against(location, branch, env)
+
+
+def _same_host(url: str, gitlab_url: str | None) -> bool:
+    """Tokens go only to the configured GitLab (or anywhere, when no GitLab is configured)."""
+    if not gitlab_url:
+        return True
+    return urlsplit(url).netloc.rsplit("@", 1)[-1] == urlsplit(gitlab_url).netloc
 
 
 def check_format(fmt: str) -> Format:

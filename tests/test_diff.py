@@ -323,7 +323,22 @@ def test_resolve_against_and_format() -> None:
     configured = Settings(
         environ={"MANIFESTS_GIT_URL": "https://h/g/r.git", "MANIFESTS_TARGET_BRANCH": "prod"}
     )
-    assert diff.resolve_against(configured, None, None) == ("https://h/g/r.git", "prod")
-    assert diff.resolve_against(configured, "dir", None) == ("dir", None)
+    resolved = diff.resolve_against(configured, None, None)
+    assert (resolved.location, resolved.ref) == ("https://h/g/r.git", "prod")
+    explicit = diff.resolve_against(configured, "dir", None)
+    assert (explicit.location, explicit.ref, explicit.env) == ("dir", None, None)
+    gitlab = Settings(
+        {},
+        {
+            "GITLAB_URL": "https://gl.example",
+            "MANIFESTS_PROJECT": "ops/k8s",
+            "MANIFESTS_READ_TOKEN": "glpat-read-only-token-1",
+        },
+    )
+    from_gitlab = diff.resolve_against(gitlab, None, None)
+    assert from_gitlab.location == "https://gl.example/ops/k8s.git"
+    assert from_gitlab.env is not None
+    headers = [v for k, v in from_gitlab.env.items() if k.startswith("GIT_CONFIG_VALUE")]
+    assert any(v.startswith("Authorization: Basic ") for v in headers)
     with pytest.raises(ConfigError, match="unknown format"):
         diff.check_format("yaml")
