@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 from gitopskit.ui import Progress, use_colour
 
 EXIT_FAILURE = 1
+_FILES_LISTED = 6
 
 
 def settings(c: Context, **flags: str | None) -> Settings:
@@ -89,7 +90,10 @@ def report_synth(ui: Progress, result: SynthResult, project_dir: Path) -> None:
         ui.warn("validation skipped (--no-validate)")
     kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(result.kinds.items()))
     ui.step("objects", kinds or "none")
-    ui.step("wrote", f"{shown}/: {', '.join(result.files)}")
+    names = ", ".join(result.files[:_FILES_LISTED])
+    if len(result.files) > _FILES_LISTED:
+        names += f" and {len(result.files) - _FILES_LISTED} more"
+    ui.step("wrote", f"{shown}/: {names}")
     ui.ok(
         "synth",
         f"{total} objects in {len(result.files)} files in {result.seconds:.2f}s",

@@ -15,7 +15,7 @@ import shutil
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -23,13 +23,14 @@ import yaml
 from gitopskit import _fs
 from gitopskit._run import run
 from gitopskit.errors import CommandError, ConfigError, SynthError, ValidationError
-from gitopskit.manifests import Document, load_file, manifest_files
+from gitopskit.manifests import load_file, manifest_files
 from gitopskit.node import jsii_environment
 from gitopskit.validate import Report, SchemaValidator
 
 CDK8S_CONFIG = "cdk8s.yaml"
 _FRAME = re.compile(r'^  File "(?P<file>[^"]+)", line (?P<line>\d+)', re.MULTILINE)
 _MAX_PROBLEMS_SHOWN = 20
+_TOP_LEVEL_KIND = re.compile(r"^kind:[ \t]*(\S+)[ \t]*$", re.MULTILINE)
 
 
 @dataclass
@@ -51,7 +52,6 @@ class SynthResult:
     report: Report | None
     seconds: float
     app_output: str = ""
-    documents: list[Document] = field(default_factory=list, repr=False)
 
 
 def app_command(project_dir: Path, override: str | None = None) -> str:
@@ -131,15 +131,20 @@ def synth(
                 f"the app ({' '.join(args)}) wrote no manifests",
                 hint="does it call app.synth()? cdk8s writes to the directory in CDK8S_OUTDIR",
             )
-        documents = [doc for path in files for doc in load_file(path, _shown(path, staged))]
-        report = validator.validate(d for d in documents if d.is_object) if validator else None
-        if report and report.problems:
-            raise _validation_error(report)
+        report = None
+        if validator is not None:
+            documents = [d for path in files for d in load_file(path, _shown(path, staged))]
+            objects = [d for d in documents if d.is_object]
+            report = validator.validate(objects)
+            if report.problems:
+                raise _validation_error(report)
+            kinds = Counter(str(d.data["kind"]) for d in objects)
+        else:
+            kinds = count_kinds(files)
         _fs.replace_dir(staged, outdir)
     finally:
         if staged.exists():
             shutil.rmtree(staged, ignore_errors=True)
-    kinds = Counter(str(d.data["kind"]) for d in documents if d.is_object)
     return SynthResult(
         outdir=outdir,
         files=[_shown(path, staged) for path in files],
@@ -147,8 +152,16 @@ def synth(
         report=report,
         seconds=time.perf_counter() - started,
         app_output=output,
-        documents=documents,
     )
+
+
+def count_kinds(files: list[Path]) -> Counter[str]:
+    """Objects per kind without parsing: a top-level ``kind:`` starts at column 0, where no
+    nested or block-scalar line can. Summaries only; validation parses for real."""
+    kinds: Counter[str] = Counter()
+    for path in files:
+        kinds.update(m.group(1).strip("'\"") for m in _TOP_LEVEL_KIND.finditer(path.read_text()))
+    return kinds
 
 
 def _shown(path: Path, root: Path) -> str:
