@@ -181,7 +181,7 @@ def _relative(path: str, where: str) -> str:
 
 
 def read_index(path: Path) -> list[str]:
-    """The files listed in an ownership index: one path a line, ``#`` comments, blanks skipped.
+    """The files listed in an ownership index file (see :func:`parse_index`).
 
     Raises:
         ManifestError: It cannot be read, or lists a path outside its directory.
@@ -190,11 +190,20 @@ def read_index(path: Path) -> list[str]:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise ManifestError(f"{path}: cannot read the ownership index: {error}") from None
+    return parse_index(text, path.name)
+
+
+def parse_index(text: str, name: str = INDEX_FILE) -> list[str]:
+    """The files an ownership index lists: one path a line; ``#`` lines and blanks skipped.
+
+    Raises:
+        ManifestError: It lists a path outside its directory.
+    """
     files = []
     for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.split("#", 1)[0].strip() if raw.lstrip().startswith("#") else raw.strip()
+        line = "" if raw.lstrip().startswith("#") else raw.strip()
         if line:
-            files.append(_relative(line, f"{path.name}:{number}"))
+            files.append(_relative(line, f"{name}:{number}"))
     return list(dict.fromkeys(files))
 
 

@@ -289,10 +289,6 @@ class Repo:
             args.append(f"--depth={depth}")
         self.git(*args, "origin", *specs, what="git fetch (reading the manifests repository)")
 
-    def checkout(self, rev: str) -> None:
-        """Check out ``rev`` (detached) into the work tree."""
-        self.git("checkout", "--quiet", "--detach", rev)
-
     def rev_parse(self, rev: str) -> str | None:
         """The object ``rev`` names, or None."""
         result = self.git("rev-parse", "--verify", "--quiet", rev, ok_codes=(0, 1))
@@ -305,23 +301,6 @@ class Repo:
             return None
         return self.git("cat-file", "blob", f"{rev}:{path}").stdout.encode()
 
-    def files(self, rev: str, path: str = "", *, recursive: bool = True) -> list[str]:
-        """Paths of the files (blobs) under ``path`` at ``rev``, relative to the root."""
-        args = ["ls-tree", "--name-only", "-z"]
-        if recursive:
-            args.append("-r")
-        args += [rev, "--", f"{path.rstrip('/')}/" if path else "."]
-        out = self.git(*args).stdout
-        if not recursive:
-            types = self.git("ls-tree", "-z", rev, "--", f"{path.rstrip('/')}/" if path else ".")
-            blobs = {
-                entry.split("\t", 1)[1]
-                for entry in types.stdout.split("\0")
-                if entry and entry.split(" ")[1] == "blob"
-            }
-            return [p for p in out.split("\0") if p in blobs]
-        return [p for p in out.split("\0") if p]
-
     def commit_parents(self, sha: str) -> list[str]:
         """The parents recorded in a commit object (shallow grafts ignored)."""
         raw = self.git("cat-file", "commit", sha).stdout
@@ -332,10 +311,44 @@ class Repo:
         """The tree of a commit."""
         return self.git("rev-parse", f"{rev}^{{tree}}").stdout.strip()
 
-    def build_tree(
-        self, base: str | None, remove: Iterable[str], add: Mapping[str, Path | bytes]
-    ) -> str:
-        """Write a tree: ``base``'s tree, less ``remove``, plus ``add`` (path → file or bytes).
+    def hash_objects(self, sources: Mapping[str, Path | bytes]) -> dict[str, str]:
+        """Store files (by path) or contents as blobs; their object ids, by the same keys."""
+        names = list(sources)
+        files = {n: p for n, p in sources.items() if isinstance(p, Path)}
+        ids: dict[str, str] = {}
+        if files:
+            out = self.git(
+                "hash-object",
+                "-w",
+                "--no-filters",
+                "--stdin-paths",
+                stdin="".join(f"{p}\n" for p in files.values()),
+            ).stdout.split()
+            ids.update(zip(files, out, strict=True))
+        for name in names:
+            content = sources[name]
+            if isinstance(content, bytes):
+                result = self.git("hash-object", "-w", "--no-filters", "--stdin", stdin=content)
+                ids[name] = result.stdout.strip()
+        return {name: ids[name] for name in names}
+
+    def blobs(self, rev: str, path: str = "") -> dict[str, str]:
+        """Object ids of the files under ``path`` at ``rev``, by path relative to ``path``."""
+        spec = f"{path.rstrip('/')}/" if path else "."
+        out = self.git("ls-tree", "-r", "-z", "--full-tree", rev, "--", spec).stdout
+        prefix = f"{path.rstrip('/')}/" if path else ""
+        found = {}
+        for entry in out.split("\0"):
+            if not entry:
+                continue
+            meta, name = entry.split("\t", 1)
+            _mode, kind, sha = meta.split()
+            if kind == "blob":
+                found[name.removeprefix(prefix)] = sha
+        return found
+
+    def build_tree(self, base: str | None, remove: Iterable[str], add: Mapping[str, str]) -> str:
+        """Write a tree: ``base``'s tree, less ``remove``, plus ``add`` (path → blob id).
 
         No work tree is touched: a private index is filled with git's plumbing, so the result is
         compared with other trees by object id, byte for byte.
@@ -352,40 +365,17 @@ class Repo:
                     "update-index", "--force-remove", "-z", "--stdin", stdin=removals, extra_env=env
                 )
             if add:
-                names = list(add)
-                shas = self._hash_objects(add[n] for n in names)
-                info = "".join(
-                    f"100644 {sha}\t{name}\0" for name, sha in zip(names, shas, strict=True)
-                )
+                info = "".join(f"100644 {sha}\t{name}\0" for name, sha in add.items())
                 self.git("update-index", "--add", "-z", "--index-info", stdin=info, extra_env=env)
             return self.git("write-tree", extra_env=env).stdout.strip()
         finally:
             index.unlink(missing_ok=True)
 
-    def _hash_objects(self, sources: Iterable[Path | bytes]) -> list[str]:
-        items = list(sources)
-        files = [s for s in items if isinstance(s, Path)]
-        shas_by_file: dict[Path, str] = {}
-        if files:
-            out = self.git(
-                "hash-object",
-                "-w",
-                "--no-filters",
-                "--stdin-paths",
-                stdin="".join(f"{p}\n" for p in files),
-            ).stdout.split()
-            shas_by_file = dict(zip(files, out, strict=True))
-        shas = []
-        for source in items:
-            if isinstance(source, Path):
-                shas.append(shas_by_file[source])
-            else:
-                shas.append(
-                    self.git(
-                        "hash-object", "-w", "--no-filters", "--stdin", stdin=source
-                    ).stdout.strip()
-                )
-        return shas
+    def checkout_files(self, rev: str, paths: Iterable[str]) -> None:
+        """Write just ``paths`` of ``rev`` into the work tree (the rest stays unwritten)."""
+        listed = "".join(f"{p}\0" for p in paths)
+        if listed:
+            self.git("checkout", rev, "--pathspec-from-file=-", "--pathspec-file-nul", stdin=listed)
 
     def commit_tree(
         self, tree: str, parent: str | None, message: str, author: tuple[str, str]

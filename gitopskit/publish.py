@@ -22,10 +22,17 @@ from typing import Any
 
 from gitopskit import gitlab as gitlab_api
 from gitopskit.config import Settings
-from gitopskit.diff import INDEX_FILE, DiffResult, compare, load_tree, read_index, render_markdown
+from gitopskit.diff import (
+    INDEX_FILE,
+    DiffResult,
+    compare,
+    load_tree,
+    parse_index,
+    render_markdown,
+)
 from gitopskit.errors import ConfigError, GitError, GitLabError, ManifestError
 from gitopskit.git import Repo, git_environment, head_subject
-from gitopskit.manifests import describe, load_file, manifest_files
+from gitopskit.manifests import count_kinds, describe, load_file, manifest_files
 from gitopskit.ui import Progress
 
 BOT_AUTHOR = ("gitopskit", "gitopskit@localhost")
@@ -209,9 +216,15 @@ def publish_branch(options: Options, settings: Settings, source: Source) -> str:
 
 
 def plain_secrets(outdir: Path, files: list[str]) -> list[str]:
-    """Secrets carrying ``data`` or ``stringData`` in the output, as ``namespace/name (file)``."""
+    """Secrets carrying ``data`` or ``stringData`` in the output, as ``namespace/name (file)``.
+
+    Only files with a top-level ``kind: Secret`` line are parsed (a top-level key starts at
+    column 0, where no nested line can): thousands of manifests cost a scan, not a parse.
+    """
     found = []
     for name in files:
+        if not count_kinds([outdir / name]).get("Secret"):
+            continue
         for doc in load_file(outdir / name, name):
             data = doc.data
             if (
@@ -355,38 +368,33 @@ class Publisher:
             raise ConfigError(f"the publish branch and the target branch are both {target}")
         target_sha, branch_sha = heads[target], heads.get(self.branch)
         repo.fetch(*([target, self.branch] if branch_sha else [target]))
-        repo.checkout(target_sha)
         self.ui.step(
             "fetch",
             f"{target} at {target_sha[:8]}"
             + (f", {self.branch} at {branch_sha[:8]}" if branch_sha else ""),
         )
 
-        owned = self._owned_files(repo, work, target_sha)
-        self._check_conflicts(repo, target_sha, files, owned)
+        old_blobs = repo.blobs(target_sha, destination.path)
+        owned = self._owned_files(repo, target_sha, old_blobs)
+        self._check_conflicts(files, owned, old_blobs)
         path = destination.path
+        new_blobs = repo.hash_objects(
+            {**{f: outdir / f for f in files}, INDEX_FILE: index_text(files)}
+        )
         new_tree = repo.build_tree(
             target_sha,
             remove=[_join(path, f) for f in [*owned, INDEX_FILE]],
-            add={
-                **{_join(path, f): outdir / f for f in files},
-                _join(path, INDEX_FILE): index_text(files),
-            },
+            add={_join(path, f): sha for f, sha in new_blobs.items()},
         )
-        base_dir = work / path if path else work
-        existing_owned = [f for f in owned if (base_dir / f).is_file()]
-        diff = compare(
-            load_tree(work, files=existing_owned, subdir=path, label=target),
-            load_tree(outdir, files=files, label=outdir.name),
-        )
+        if new_tree == repo.tree_of(target_sha):
+            up_to_date = PublishResult("up-to-date", self.branch, target)
+            return self._up_to_date(repo, up_to_date, target, branch_sha)
+
+        diff = self._diff(repo, target, target_sha, outdir, owned, old_blobs, new_blobs)
         for note in diff.notes:
             self.ui.note(note)
         self.ui.step("compare", diff.summary_line())
         result = PublishResult("published", self.branch, target, diff=diff)
-
-        if new_tree == repo.tree_of(target_sha):
-            return self._up_to_date(repo, result, target, branch_sha)
-
         result.description = self._description(diff)
         same_tree_on_target = (
             branch_sha is not None
@@ -421,28 +429,50 @@ class Publisher:
             result.status = "dry-run"
         return result
 
-    def _owned_files(self, repo: Repo, work: Path, target_sha: str) -> list[str]:
+    def _owned_files(self, repo: Repo, target_sha: str, present: dict[str, str]) -> list[str]:
         path = self.destination.path
-        index = (work / path if path else work) / INDEX_FILE
-        if index.is_file():
-            return read_index(index)
+        index = repo.show(target_sha, _join(path, INDEX_FILE))
+        if index is not None:
+            return parse_index(index.decode("utf-8", "replace"), INDEX_FILE)
         # First publish: adopt the top-level YAML, as the article's `git rm ./*.yaml` did. Like
         # that shell glob, it skips dotfiles, so .gitlab-ci.yml is never taken.
-        top = repo.files(target_sha, path, recursive=False)
-        names = [PurePosixPath(p).name for p in top]
         adopted = sorted(
-            n for n in names if n.endswith((".yaml", ".yml")) and not n.startswith(".")
+            name
+            for name in present
+            if "/" not in name and name.endswith((".yaml", ".yml")) and not name.startswith(".")
         )
         if adopted:
             self.ui.note(f"first publish: adopting {len(adopted)} top-level YAML files")
         return adopted
 
-    def _check_conflicts(
-        self, repo: Repo, target_sha: str, files: list[str], owned: list[str]
-    ) -> None:
+    def _diff(
+        self,
+        repo: Repo,
+        target: str,
+        target_sha: str,
+        outdir: Path,
+        owned: list[str],
+        old_blobs: dict[str, str],
+        new_blobs: dict[str, str],
+    ) -> DiffResult:
+        """The diff engine on the owned files, parsing only the files whose bytes differ: a
+        file identical on both sides holds the same objects, unchanged and unmoved."""
         path = self.destination.path
-        present = {p.removeprefix(f"{path}/") if path else p for p in repo.files(target_sha, path)}
-        taken = sorted(set(files) & present - set(owned))
+        owned_there = [f for f in owned if f in old_blobs]
+        same = {f for f in owned_there if old_blobs[f] == new_blobs.get(f)}
+        old_files = [f for f in owned_there if f not in same]
+        new_files = [f for f in new_blobs if f != INDEX_FILE and f not in same]
+        repo.checkout_files(target_sha, [_join(path, f) for f in old_files])
+        work = repo.path
+        diff = compare(
+            load_tree(work, files=old_files, subdir=path, label=target),
+            load_tree(outdir, files=new_files, label=outdir.name),
+        )
+        diff.summary["unchanged"] += sum(count_kinds(outdir / f for f in same).values())
+        return diff
+
+    def _check_conflicts(self, files: list[str], owned: list[str], present: dict[str, str]) -> None:
+        taken = sorted(set(files) & set(present) - set(owned))
         if taken and not self.options.adopt:
             raise ManifestError(
                 "these files exist in the manifests repository and publish does not own them: "

@@ -23,14 +23,13 @@ import yaml
 from gitopskit import _fs
 from gitopskit._run import run
 from gitopskit.errors import CommandError, ConfigError, SynthError, ValidationError
-from gitopskit.manifests import load_file, manifest_files
+from gitopskit.manifests import count_kinds, load_file, manifest_files
 from gitopskit.node import jsii_environment
 from gitopskit.validate import Report, SchemaValidator
 
 CDK8S_CONFIG = "cdk8s.yaml"
 _FRAME = re.compile(r'^  File "(?P<file>[^"]+)", line (?P<line>\d+)', re.MULTILINE)
 _MAX_PROBLEMS_SHOWN = 20
-_TOP_LEVEL_KIND = re.compile(r"^kind:[ \t]*(\S+)[ \t]*$", re.MULTILINE)
 
 
 @dataclass
@@ -153,15 +152,6 @@ def synth(
         seconds=time.perf_counter() - started,
         app_output=output,
     )
-
-
-def count_kinds(files: list[Path]) -> Counter[str]:
-    """Objects per kind without parsing: a top-level ``kind:`` starts at column 0, where no
-    nested or block-scalar line can. Summaries only; validation parses for real."""
-    kinds: Counter[str] = Counter()
-    for path in files:
-        kinds.update(m.group(1).strip("'\"") for m in _TOP_LEVEL_KIND.finditer(path.read_text()))
-    return kinds
 
 
 def _shown(path: Path, root: Path) -> str:

@@ -217,7 +217,15 @@ def test_merged_then_reverted_closes_the_stale_merge_request(
     manifests.git("update-ref", "-d", f"refs/heads/{BRANCH}")
     manifests.merge_requests[0]["state"] = "merged"
     write_dist(dist, {"web.k8s.yaml": [configmap("web", a="2")]})
-    do_publish(environ(gitlab), dist, outputs)
+    changed = do_publish(environ(gitlab), dist, outputs)
+    assert changed.result is not None and changed.result.diff is not None
+    assert changed.result.diff.summary == {
+        "added": 0,
+        "removed": 0,
+        "changed": 1,
+        "unchanged": 0,
+        "moved": 0,
+    }
     assert len(open_mrs(manifests)) == 1
     write_dist(dist, {"web.k8s.yaml": [configmap("web", a="1")]})  # the revert
     run = do_publish(environ(gitlab), dist, outputs)
@@ -237,7 +245,9 @@ def test_only_file_names_changed_says_no_resource_changes(
     manifests.git("update-ref", "refs/heads/main", manifests.branch_sha(BRANCH) or "")
     manifests.merge_requests[0]["state"] = "merged"
     write_dist(dist, {"frontend.k8s.yaml": [configmap("web", a="1")]})
-    do_publish(environ(gitlab), dist, outputs)
+    renamed = do_publish(environ(gitlab), dist, outputs)
+    assert renamed.result is not None and renamed.result.diff is not None
+    assert renamed.result.diff.summary["moved"] == 1
     (mr,) = open_mrs(manifests)
     assert "No resource changes" in mr["description"]
 
@@ -419,3 +429,24 @@ def test_invoke_publish_prints_the_url_and_leaks_nothing(
     for request in gitlab.requests:
         assert TOKEN not in str(request.headers) + request.path + str(request.query)
     assert TOKEN not in manifests.git("log", "--all", "--format=%B%an%ae")
+
+
+def test_unchanged_files_are_counted_without_being_compared(
+    gitlab: FakeGitLab, manifests: FakeProject, tmp_path: Path, outputs: list[str]
+) -> None:
+    dist = tmp_path / "dist"
+    files = {f"c{i}.k8s.yaml": [configmap(f"c{i}", v="1"), configmap(f"d{i}")] for i in range(3)}
+    write_dist(dist, files)
+    do_publish(environ(gitlab), dist, outputs)
+    manifests.git("update-ref", "refs/heads/main", manifests.branch_sha(BRANCH) or "")
+    manifests.merge_requests[0]["state"] = "merged"
+    write_dist(dist, {**files, "c0.k8s.yaml": [configmap("c0", v="2"), configmap("d0")]})
+    run = do_publish(environ(gitlab), dist, outputs)
+    assert run.result is not None and run.result.diff is not None
+    assert run.result.diff.summary == {
+        "added": 0,
+        "removed": 0,
+        "changed": 1,
+        "unchanged": 5,
+        "moved": 0,
+    }
