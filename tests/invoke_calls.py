@@ -52,6 +52,14 @@ def shell_blocks(markdown: str) -> str:
     )
 
 
+def inline_commands(markdown: str) -> str:
+    """The inline code spans of a markdown document that start with ``invoke``, one a line
+    (fenced blocks excluded)."""
+    prose = _FENCE.sub("", markdown)
+    spans = re.findall(r"(?<!`)`([^`\n]+)`(?!`)", prose)
+    return "\n".join(span for span in spans if re.match(r"(inv|invoke)\s", span))
+
+
 def _logical_lines(text: str) -> Iterable[str]:
     """Lines with backslash continuations joined, prompts (``$ ``) and YAML list dashes cut."""
     for line in re.sub(r"\\\n", " ", text).splitlines():
