@@ -65,6 +65,9 @@ def synth(
         "exit-code": "exit 1 when any resource is added, removed, changed or moved",
         "synth": "synthesize first (--no-synth: compare the output directory as it is)",
         "outdir": "the synthesized output directory (default: dist)",
+        "comment": "in a merge-request pipeline, also post the markdown diff as one note on the "
+        "merge request, edited by later pipelines (COMMENT_TOKEN, else MANIFESTS_TOKEN); "
+        "a failure to post is a warning",
     }
 )
 def diff(
@@ -76,6 +79,7 @@ def diff(
     exit_code: bool = False,
     synth: bool = True,
     outdir: str | None = None,
+    comment: bool = False,
 ) -> None:
     """Show what would change in the manifests repository, resource by resource.
 
@@ -96,11 +100,8 @@ def diff(
             command = app_command(PROJECT_DIR, settings.get("APP"))
             ui.step("synth", f"running {command}")
             cli.report_synth(ui, run_synth(PROJECT_DIR, output, app=command), PROJECT_DIR)
-        ui.step(
-            "diff",
-            f"{output.name}/ against {display_url(target.location)}"
-            + (f" {target.ref}" if target.ref else ""),
-        )
+        against_label = display_url(target.location) + (f" {target.ref}" if target.ref else "")
+        ui.step("diff", f"{output.name}/ against {against_label}")
         result = engine.diff_against(
             output,
             target.location,
@@ -114,6 +115,10 @@ def diff(
         sys.stdout.flush()
         if fmt != "text":
             ui.ok("diff", result.summary_line())
+        if comment:
+            from gitopskit.comment import comment_diff
+
+            comment_diff(settings, result, ui, against=against_label)
     if exit_code and result.has_changes:
         raise Exit(code=1)
 
