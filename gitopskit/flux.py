@@ -206,6 +206,8 @@ def resolve(
     if key_type not in KEY_TYPES:
         raise ConfigError(f"--key-type must be one of {', '.join(KEY_TYPES)}, not {key_type!r}")
     url_text = settings.get("FLUX_GIT_URL")
+    if url_text:
+        parse_git_url(url_text)
     branch = settings.get("MANIFESTS_TARGET_BRANCH")
     if deploy_keys is not None and (not url_text or not branch):
         project = deploy_keys.project
