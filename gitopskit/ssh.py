@@ -163,13 +163,15 @@ def keyscan(url: GitURL, *, timeout: int = KEYSCAN_TIMEOUT) -> list[HostKey]:
     result = run(
         ["ssh-keyscan", "-T", str(timeout), "-p", str(url.port), "-t", KEYSCAN_TYPES, url.host],
         error=SSHError,
+        ok_codes=(0, 1),
         timeout=timeout * 3 + 5,
         what=f"ssh-keyscan of {url.host}:{url.port}",
     )
     keys = parse_keyscan(result.stdout)
     if not keys:
         raise SSHError(
-            f"ssh-keyscan got no host key from {url.host}:{url.port} within {timeout}s",
+            f"ssh-keyscan got no host key from {url.host}:{url.port} within {timeout}s "
+            "(unreachable, refused or timed out)",
             hint="check the git URL's host and port, the network and any firewall",
         )
     return keys
