@@ -181,3 +181,109 @@ def publish(
             progress=ui,
         )
         cli.report_publish(ui, result)
+
+
+FLUX_HELP = {
+    "git-url": "SSH URL Flux clones: git@host:group/repo.git or ssh://git@host:port/group/repo.git "
+    "(default: FLUX_GIT_URL, else the manifests project's ssh_url_to_repo)",
+    "flux-version": "2 (default) or 1 (the article's Flux v1 chart)",
+    "namespace": "Flux's namespace (default: flux-system for 2, flux for 1)",
+    "secret-name": "Secret holding the SSH key (default: flux-ssh)",
+    "git-branch": "branch Flux follows (default: MANIFESTS_TARGET_BRANCH, else the project's "
+    "default branch)",
+    "git-path": "directory in the repository Flux applies (default: MANIFESTS_PATH)",
+    "key-type": "ed25519 (default), ecdsa (P-384) or rsa (4096 bits)",
+    "host-key-fingerprint": "pinned SHA256:… host key fingerprint (repeatable; gitlab.com's are "
+    "built in)",
+    "require-pinned-host-key": "refuse a git host with no pinned fingerprint instead of trusting "
+    "it on first use",
+    "context": "kube context (default: KUBE_CONTEXT, else the current context)",
+    "wait": "wait for the Flux deployments to roll out (--no-wait: do not)",
+    "dry-run": "print the plan and the generated values; change nothing anywhere",
+}
+
+
+def _flux_run(
+    c: Context,
+    *,
+    rotate: bool,
+    git_url: str | None,
+    flux_version: str | None,
+    namespace: str | None,
+    secret_name: str | None,
+    git_branch: str | None,
+    git_path: str | None,
+    key_type: str | None,
+    host_key_fingerprint: list[str] | None,
+    require_pinned_host_key: bool,
+    context: str | None,
+    wait: bool,
+    dry_run: bool,
+) -> None:
+    from gitopskit import flux
+
+    with cli.boundary() as ui:
+        settings = cli.settings(
+            c,
+            FLUX_GIT_URL=git_url,
+            FLUX_VERSION=flux_version,
+            FLUX_NAMESPACE=namespace,
+            FLUX_SECRET_NAME=secret_name,
+            MANIFESTS_TARGET_BRANCH=git_branch,
+            MANIFESTS_PATH=git_path,
+            FLUX_KEY_TYPE=key_type,
+            KUBE_CONTEXT=context,
+        )
+        target = flux.gitlab_target(settings)
+        deploy_keys = flux.DeployKeys(target) if target else None
+        options = flux.resolve(
+            settings,
+            values_dir=PROJECT_DIR / "flux",
+            deploy_keys=deploy_keys,
+            fingerprints=host_key_fingerprint or [],
+            require_pinned=require_pinned_host_key,
+            wait=wait,
+            dry_run=dry_run,
+        )
+        run = flux.Bootstrap(options, deploy_keys, ui)
+        flux.report(ui, run.rotate() if rotate else run.bootstrap())
+
+
+@task(iterable=["host_key_fingerprint"], help=FLUX_HELP, auto_shortflags=False)
+def flux_bootstrap(
+    c: Context,
+    git_url: str | None = None,
+    flux_version: str | None = None,
+    namespace: str | None = None,
+    secret_name: str | None = None,
+    git_branch: str | None = None,
+    git_path: str | None = None,
+    key_type: str | None = None,
+    host_key_fingerprint: list[str] | None = None,
+    require_pinned_host_key: bool = False,
+    context: str | None = None,
+    wait: bool = True,
+    dry_run: bool = False,
+) -> None:
+    """Install Flux with an SSH deploy key; safe to run again (run with --dry-run first)."""
+    _flux_run(c, rotate=False, **{k: v for k, v in locals().items() if k != "c"})
+
+
+@task(iterable=["host_key_fingerprint"], help=FLUX_HELP, auto_shortflags=False)
+def flux_rotate_key(
+    c: Context,
+    git_url: str | None = None,
+    flux_version: str | None = None,
+    namespace: str | None = None,
+    secret_name: str | None = None,
+    git_branch: str | None = None,
+    git_path: str | None = None,
+    key_type: str | None = None,
+    host_key_fingerprint: list[str] | None = None,
+    require_pinned_host_key: bool = False,
+    context: str | None = None,
+    wait: bool = True,
+    dry_run: bool = False,
+) -> None:
+    """Replace Flux's SSH key with no gap: new deploy key, Secret, restart, old key removed."""
+    _flux_run(c, rotate=True, **{k: v for k, v in locals().items() if k != "c"})

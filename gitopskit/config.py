@@ -80,6 +80,38 @@ SETTINGS: dict[str, Setting] = {
             "COMMENT_TOKEN", "api token that posts the diff note on merge requests", secret=True
         ),
         Setting("GITLAB_TOKEN", "a Maintainer's token for deploy keys", secret=True),
+        Setting("KUBE_CONTEXT", "kube context Flux is bootstrapped in (default: the current one)"),
+        Setting("FLUX_VERSION", "Flux major version flux-bootstrap installs: 2 or 1", default="2"),
+        Setting("FLUX_NAMESPACE", "namespace of Flux (default: flux-system for 2, flux for 1)"),
+        Setting("FLUX_SECRET_NAME", "Secret holding Flux's SSH key", default="flux-ssh"),
+        Setting(
+            "FLUX_GIT_URL",
+            "SSH URL Flux clones (default: the manifests project's ssh_url_to_repo)",
+        ),
+        Setting(
+            "FLUX_KEY_TYPE",
+            "deploy key type: ed25519, ecdsa (P-384) or rsa (4096)",
+            default="ed25519",
+        ),
+        Setting("FLUX_WAIT_TIMEOUT", "seconds to wait for each Flux deployment", default="300"),
+        Setting("FLUX1_RELEASE", "helm release of Flux 1", default="flux"),
+        Setting("FLUX1_CHART_VERSION", "pinned version of the fluxcd/flux chart", default="1.13.3"),
+        Setting("FLUX2_RELEASE", "helm release of the Flux 2 controllers", default="flux"),
+        Setting(
+            "FLUX2_CHART_VERSION",
+            "pinned version of the fluxcd-community/flux2 chart",
+            default="2.18.3",
+        ),
+        Setting(
+            "FLUX2_SYNC_RELEASE",
+            "helm release of the Flux 2 GitRepository/Kustomization",
+            default="flux-sync",
+        ),
+        Setting(
+            "FLUX2_SYNC_CHART_VERSION",
+            "pinned version of the fluxcd-community/flux2-sync chart",
+            default="1.14.5",
+        ),
     )
 }
 

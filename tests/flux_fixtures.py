@@ -1,0 +1,194 @@
+"""Fixtures for the Flux tests: a real sshd, the real kubectl against FakeKube, a recording helm
+and FakeGitLab, wired together so that the sshd accepts exactly the project's deploy keys.
+
+Import the fixtures into a test module with ``from tests.flux_fixtures import *``.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gitopskit import flux
+from gitopskit.config import Settings
+from gitopskit.ui import Progress
+from tests.conftest import ROOT
+from tests.fakes.gitlab import DEVELOPER, MAINTAINER, FakeGitLab, FakeProject
+from tests.fakes.helm import install_fake_helm, read_helm_log
+from tests.fakes.kube import FakeKube
+from tests.fakes.sshd import GitSSHServer, require_sshd, ssh_git_env
+
+__all__ = [
+    "DEV_TOKEN",
+    "MAINT_TOKEN",
+    "FluxWorld",
+    "flux_project",
+    "git_sshd",
+    "world",
+]
+
+MAINT_TOKEN = "glpat-maintainer-0123456789abcdef"
+DEV_TOKEN = "glpat-developer-0123456789abcdef"
+PROJECT_PATH = "group/manifests"
+
+
+@dataclass
+class _Wiring:
+    project: FakeProject | None = None
+
+
+@pytest.fixture(scope="module")
+def git_sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[GitSSHServer, _Wiring]]:
+    """One real sshd per module; it serves the current test's project and its deploy keys."""
+    require_sshd()
+    wiring = _Wiring()
+
+    def keys() -> list[tuple[str, bool]]:
+        project = wiring.project
+        return [] if project is None else [(k["key"], k["can_push"]) for k in project.deploy_keys]
+
+    def repos() -> dict[str, Path]:
+        project = wiring.project
+        return {} if project is None else {PROJECT_PATH: project.repo_path}
+
+    with GitSSHServer(tmp_path_factory.mktemp("sshd"), authorized_keys=keys, repos=repos) as server:
+        yield server, wiring
+
+
+@dataclass
+class FluxWorld:
+    """Everything one test needs; ``env`` is also set in ``os.environ`` for library calls."""
+
+    tmp: Path
+    kube: FakeKube
+    gitlab: FakeGitLab
+    project: FakeProject
+    sshd: GitSSHServer
+    helm_log: Path
+    env: dict[str, str]
+    outputs: list[str] = field(default_factory=list)
+
+    def settings(self, **flags: str) -> Settings:
+        return Settings(environ=dict(os.environ), flags=flags)
+
+    def run(
+        self,
+        *,
+        rotate: bool = False,
+        dry_run: bool = False,
+        fingerprints: tuple[str, ...] = (),
+        require_pinned: bool = False,
+        wait: bool = True,
+        **flags: str,
+    ) -> flux.Result:
+        """Bootstrap (or rotate) through the library, as the task does; output is kept."""
+        stream = io.StringIO()
+        ui = Progress(stream, colour=False)
+        try:
+            settings = self.settings(**flags)
+            target = flux.gitlab_target(settings)
+            keys = flux.DeployKeys(target) if target else None
+            options = flux.resolve(
+                settings,
+                values_dir=ROOT / "flux",
+                deploy_keys=keys,
+                fingerprints=fingerprints,
+                require_pinned=require_pinned,
+                wait=wait,
+                dry_run=dry_run,
+            )
+            run = flux.Bootstrap(options, keys, ui)
+            result = run.rotate() if rotate else run.bootstrap()
+            flux.report(ui, result)
+            return result
+        finally:
+            self.outputs.append(stream.getvalue())
+
+    def output(self) -> str:
+        return "\n".join(self.outputs)
+
+    def secret(self, namespace: str = "flux-system", name: str = "flux-ssh") -> dict[str, str]:
+        import base64
+
+        obj = self.kube.get("Secret", name, namespace)
+        assert obj is not None
+        return {k: base64.b64decode(v).decode() for k, v in obj["data"].items()}
+
+    def helm_calls(self) -> list[dict[str, Any]]:
+        return read_helm_log(self.helm_log)
+
+    def gitlab_writes(self) -> list[Any]:
+        return [r for r in self.gitlab.requests if r.method in ("POST", "PUT", "DELETE")]
+
+    def git(self, identity: str, known_hosts: str, *args: str) -> subprocess.CompletedProcess[str]:
+        """git over SSH with this key and known_hosts (StrictHostKeyChecking=yes)."""
+        keys = self.tmp / "client"
+        keys.mkdir(exist_ok=True)
+        key_file = keys / f"id-{abs(hash(identity))}"
+        key_file.write_text(identity)
+        key_file.chmod(0o600)
+        hosts_file = keys / "known_hosts"
+        hosts_file.write_text(known_hosts)
+        env = ssh_git_env(key_file, hosts_file)
+        return subprocess.run(
+            ["git", *args], env=env, cwd=self.tmp, capture_output=True, text=True, timeout=60
+        )
+
+
+@pytest.fixture
+def world(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    git_sshd: tuple[GitSSHServer, _Wiring],
+) -> Iterator[FluxWorld]:
+    if shutil.which("kubectl") is None:
+        pytest.skip("kubectl is not installed")
+    server, wiring = git_sshd
+    with FakeKube() as kube, FakeGitLab(tmp_path / "gitlab") as gitlab:
+        gitlab.add_user("maint", MAINT_TOKEN, access_level=MAINTAINER)
+        gitlab.add_user("dev", DEV_TOKEN, access_level=DEVELOPER)
+        project = gitlab.add_project(
+            PROJECT_PATH, initial_files={"README.md": "manifests\n", "apps/app.yaml": "{}\n"}
+        )
+        gitlab.ssh_url_base = f"ssh://{server.ssh_user}@{server.host}:{server.port}/"
+        wiring.project = project
+        bin_dir = tmp_path / "bin"
+        helm_log = tmp_path / "helm.log"
+        install_fake_helm(bin_dir, helm_log, kube_url=kube.url)
+        home = tmp_path / "home"
+        home.mkdir()
+        env = {
+            **kube.env(tmp_path),
+            "HOME": str(home),
+            "PATH": f"{bin_dir}:{os.environ['PATH']}",
+            "GITLAB_URL": gitlab.url,
+            "MANIFESTS_PROJECT": PROJECT_PATH,
+            "GITLAB_TOKEN": MAINT_TOKEN,
+            "FLUX_WAIT_TIMEOUT": "20",
+            "NO_COLOR": "1",
+        }
+        for name in ("MANIFESTS_TOKEN", "LAB_CORE_TOKEN", "CI_SERVER_URL", "MANIFESTS_PATH"):
+            monkeypatch.delenv(name, raising=False)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        yield FluxWorld(tmp_path, kube, gitlab, project, server, helm_log, dict(os.environ))
+        wiring.project = None
+
+
+@pytest.fixture
+def flux_project(tmp_path: Path) -> Path:
+    """A copy of the project's tasks, settings and flux/ values to run ``invoke`` in."""
+    target = tmp_path / "project"
+    target.mkdir()
+    for name in ("tasks.py", "invoke.yaml"):
+        shutil.copy2(ROOT / name, target / name)
+    shutil.copytree(ROOT / "flux", target / "flux")
+    return target

@@ -1,0 +1,291 @@
+"""flux-bootstrap and flux-rotate-key end to end: real sshd, real kubectl against FakeKube,
+recording helm, FakeGitLab for deploy keys."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+import yaml
+
+from gitopskit.errors import (
+    ConfigError,
+    GitLabPermissionError,
+    HostKeyError,
+    KubeError,
+    ToolNotFoundError,
+)
+from tests.conftest import run_invoke
+from tests.flux_fixtures import *  # noqa: F403
+from tests.flux_fixtures import DEV_TOKEN, MAINT_TOKEN, FluxWorld
+
+REPO = "group/manifests"
+
+
+def upgrades(world: FluxWorld) -> list[dict[str, object]]:
+    return [c for c in world.helm_calls() if c["argv"][:1] == ["upgrade"]]
+
+
+def generated_values(call: dict[str, object]) -> dict[str, object]:
+    values = call["values"]
+    assert isinstance(values, dict)
+    *_, generated = values.values()
+    loaded: dict[str, object] = yaml.safe_load(generated)
+    return loaded
+
+
+def test_bootstrap_clone_rerun_and_rotate(world: FluxWorld) -> None:
+    url = world.project.ssh_url_to_repo
+    result = world.run()
+
+    secret = world.secret()
+    assert set(secret) == {"identity", "identity.pub", "known_hosts"}
+    assert result.key_generated and result.deploy_key_created
+    assert f"[127.0.0.1]:{world.sshd.port} ecdsa-sha2-nistp256 " in secret["known_hosts"]
+    assert "#" not in secret["known_hosts"]
+    [deploy_key] = world.project.deploy_keys
+    assert deploy_key["can_push"] is False
+    assert deploy_key["title"] == "flux fake/flux-system"
+    assert deploy_key["key"] == secret["identity.pub"].strip()
+    assert result.deploy_key_id == deploy_key["id"]
+
+    # Server-side apply only; the key never lands in an annotation.
+    patches = [r for r in world.kube.writes() if "/secrets/" in r.path]
+    assert patches and all(r.content_type == "application/apply-patch+yaml" for r in patches)
+    assert all(r.query.get("fieldManager") == "gitopskit" for r in patches)
+    assert (
+        "annotations" not in (world.kube.get("Secret", "flux-ssh", "flux-system") or {})["metadata"]
+    )
+
+    # helm: pinned charts, base values then generated values; nothing secret in argv.
+    calls = world.helm_calls()
+    assert calls[0]["argv"] == ["repo", "add", "--force-update", "fluxcd-community",
+            "https://fluxcd-community.github.io/helm-charts"]  # fmt: skip
+    ups = upgrades(world)
+    assert [c["argv"][2:4] for c in ups] == [
+        ["flux", "fluxcd-community/flux2"],
+        ["flux-sync", "fluxcd-community/flux2-sync"],
+    ]
+    assert "2.18.3" in ups[0]["argv"] and "1.14.5" in ups[1]["argv"]
+    sync = generated_values(ups[1])
+    assert sync["gitRepository"] == {
+        "spec": {"url": url, "secretRef": {"name": "flux-ssh"}, "ref": {"branch": "main"}}
+    }
+    assert sync["kustomization"] == {"spec": {"path": "./", "prune": True}}
+    assert sync["secret"] == {"create": False}
+    for call in calls:
+        argv = " ".join(call["argv"])
+        assert secret["identity"].splitlines()[1] not in argv
+        assert "known_hosts" not in argv and "ssh-ed25519" not in argv
+        assert "--set" not in argv
+    repo = world.kube.get("GitRepository", "flux-sync", "flux-system")
+    assert repo is not None and repo["spec"]["secretRef"] == {"name": "flux-ssh"}
+
+    # The key and known_hosts out of the cluster clone over SSH with strict host key checking.
+    clone = world.git(secret["identity"], secret["known_hosts"], "clone", url, "clone")
+    assert clone.returncode == 0, clone.stderr + world.sshd.log_text()
+    assert (world.tmp / "clone" / "README.md").is_file()
+    (world.tmp / "clone" / "new").write_text("x\n")
+    ident = ["-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    subprocess_ok = world.git(
+        secret["identity"], secret["known_hosts"], "-C", "clone", "add", "new"
+    )
+    assert subprocess_ok.returncode == 0
+    world.git(
+        secret["identity"], secret["known_hosts"], "-C", "clone", *ident, "commit", "-qm", "x"
+    )
+    push = world.git(secret["identity"], secret["known_hosts"], "-C", "clone", "push")
+    assert push.returncode != 0
+    assert "does not have write access" in push.stderr
+
+    # A second run changes nothing: same key, no new deploy key, no write to GitLab or Secret.
+    world.gitlab.requests.clear()
+    world.kube.clear_requests()
+    again = world.run()
+    assert not again.key_generated and not again.deploy_key_created
+    assert again.key_fingerprint == result.key_fingerprint
+    assert world.secret() == secret
+    assert len(world.project.deploy_keys) == 1
+    assert world.gitlab_writes() == []
+    assert not [r for r in world.kube.writes() if "/secrets/" in r.path]
+
+    # Rotation: new key works, old key refused, old deploy key deleted.
+    rotated = world.run(rotate=True)
+    new = world.secret()
+    assert new["identity"] != secret["identity"]
+    assert new["known_hosts"] == secret["known_hosts"]
+    assert rotated.old_deploy_key_id == deploy_key["id"]
+    assert [k["key"] for k in world.project.deploy_keys] == [new["identity.pub"].strip()]
+    old_clone = world.git(secret["identity"], secret["known_hosts"], "clone", url, "old")
+    assert old_clone.returncode != 0
+    new_clone = world.git(new["identity"], new["known_hosts"], "clone", url, "new")
+    assert new_clone.returncode == 0, new_clone.stderr
+    restarts = [r for r in world.kube.writes() if "/deployments/" in r.path]
+    assert restarts, "rotation restarts the Flux deployments"
+
+    output = world.output()
+    for private in (secret["identity"], new["identity"]):
+        for line in private.splitlines()[1:-1]:
+            assert line not in output
+    assert MAINT_TOKEN not in output
+    assert "flux-sync (fluxcd-community/flux2-sync 1.14.5)" in output
+
+
+def test_pinned_mismatch_stops_before_any_write(world: FluxWorld) -> None:
+    wrong = "SHA256:eUXGGm1YGsMAS7vkcx6JOJdOGHPem5gQp4taiCfCLB8"
+    with pytest.raises(HostKeyError) as raised:
+        world.run(fingerprints=(wrong,))
+    message = str(raised.value)
+    assert "scanned" in message and "expected" in message and wrong in message
+    for fp in world.sshd.host_key_fingerprints().values():
+        assert fp in message
+    assert world.kube.writes() == []
+    assert world.gitlab_writes() == []
+    assert world.helm_calls() == []
+
+
+def test_pinned_fingerprints_accepted_and_required(world: FluxWorld) -> None:
+    pins = tuple(world.sshd.host_key_fingerprints().values())
+    result = world.run(fingerprints=pins, dry_run=True, require_pinned=True)
+    assert result.host_pinned
+    with pytest.raises(HostKeyError, match="no pinned host key"):
+        world.run(require_pinned=True)
+
+
+def test_dry_run_writes_nothing(world: FluxWorld) -> None:
+    result = world.run(dry_run=True)
+    assert world.kube.writes() == []
+    assert world.gitlab_writes() == []
+    assert world.helm_calls() == []
+    assert world.kube.get("Secret", "flux-ssh", "flux-system") is None
+    output = world.output()
+    assert "kubectl apply --server-side --field-manager=gitopskit -f -" in output
+    assert "identity=***" in output
+    assert "helm upgrade --install flux-sync fluxcd-community/flux2-sync" in output
+    assert "secretRef:" in output and "prune: true" in output
+    assert "nothing was changed" in output
+    assert result.key_fingerprint in output
+
+
+def test_kubectl_failing_midway_stops_before_helm_and_rerun_completes(world: FluxWorld) -> None:
+    world.kube.fail_next("PATCH", r"/secrets/flux-ssh", 500)
+    with pytest.raises(KubeError):
+        world.run()
+    assert world.helm_calls() == []
+    assert world.gitlab_writes() == []
+    world.run()
+    assert set(world.secret()) == {"identity", "identity.pub", "known_hosts"}
+    assert len(upgrades(world)) == 2
+    assert len(world.project.deploy_keys) == 1
+
+
+def test_flux1_values_and_secret(world: FluxWorld) -> None:
+    world.run(FLUX_VERSION="1", MANIFESTS_PATH="clusters/prod")
+    secret = world.secret(namespace="flux")
+    assert set(secret) == {"identity"}
+    [up] = upgrades(world)
+    argv = up["argv"]
+    assert argv[2:4] == ["flux", "fluxcd/flux"] and "1.13.3" in argv
+    assert ["repo", "add", "--force-update", "fluxcd", "https://charts.fluxcd.io"] in [
+        c["argv"] for c in world.helm_calls()
+    ]
+    values = generated_values(up)
+    git = values["git"]
+    assert isinstance(git, dict)
+    assert git["readonly"] is True and git["branch"] == "main"
+    assert git["path"] == "clusters/prod" and git["secretName"] == "flux-ssh"
+    assert git["url"] == world.project.ssh_url_to_repo
+    assert values["sync"] == {"state": "secret"}
+    ssh = values["ssh"]
+    assert (
+        isinstance(ssh, dict)
+        and f"[127.0.0.1]:{world.sshd.port} ssh-ed25519" in (ssh["known_hosts"])
+    )
+    blobs = [line.split()[2] for line in ssh["known_hosts"].splitlines()]
+    assert not any(blob in a for blob in blobs for a in argv)
+    base = yaml.safe_load(next(iter(up["values"].values())))
+    assert base["syncGarbageCollection"]["enabled"] is True
+    # Flux 1 keeps only `identity`: the re-run derives the public key and adds nothing.
+    world.gitlab.requests.clear()
+    again = world.run(FLUX_VERSION="1", MANIFESTS_PATH="clusters/prod")
+    assert not again.key_generated and world.gitlab_writes() == []
+
+
+def test_gitlab_403_names_maintainer(world: FluxWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GITLAB_TOKEN", DEV_TOKEN)
+    with pytest.raises(GitLabPermissionError) as raised:
+        world.run()
+    assert "Maintainer" in str(raised.value) and "GITLAB_TOKEN" in str(raised.value)
+    assert world.helm_calls() == []
+
+
+def test_manifests_token_is_the_fallback(world: FluxWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GITLAB_TOKEN")
+    monkeypatch.setenv("MANIFESTS_TOKEN", MAINT_TOKEN)
+    result = world.run(dry_run=True)
+    assert result.plan
+
+
+def test_without_gitlab_prints_public_key(
+    world: FluxWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GITLAB_URL")
+    result = world.run(FLUX_GIT_URL=world.project.ssh_url_to_repo, MANIFESTS_TARGET_BRANCH="main")
+    output = world.output()
+    assert result.public_key in output
+    assert "Settings → Repository → Deploy keys" in output
+    assert world.gitlab.requests == []
+    with pytest.raises(ConfigError, match="needs GitLab"):
+        world.run(rotate=True, FLUX_GIT_URL=world.project.ssh_url_to_repo,
+                  MANIFESTS_TARGET_BRANCH="main")  # fmt: skip
+
+
+def test_missing_tools_are_named(world: FluxWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")  # kubectl, but no helm
+    with pytest.raises(ToolNotFoundError, match="helm"):
+        world.run()
+    monkeypatch.setenv("PATH", str(world.tmp / "bin"))  # helm, but no kubectl
+    with pytest.raises(ToolNotFoundError, match="kubectl"):
+        world.run()
+    assert world.kube.writes() == [] and world.gitlab_writes() == []
+
+
+def test_malformed_git_url(world: FluxWorld) -> None:
+    with pytest.raises(ConfigError, match="not an SSH git URL"):
+        world.run(FLUX_GIT_URL="https://gitlab.example.com/group/repo.git")
+    assert world.gitlab.requests == [] and world.kube.requests == []
+
+
+def test_tasks_exit_codes_and_no_leaks(world: FluxWorld, flux_project: os.PathLike[str]) -> None:
+    """The tasks as a user runs them; no output ever holds the private key or the token."""
+    env = dict(world.env)
+    env["PYTHONPATH"] = os.pathsep.join([str(os.path.dirname(os.path.dirname(__file__)))])
+    outputs: list[str] = []
+
+    def invoke(*args: str, **extra: str) -> int:
+        done = run_invoke(flux_project, *args, env={**env, **extra})  # type: ignore[arg-type]
+        outputs.append(done.stdout + done.stderr)
+        return done.returncode
+
+    assert invoke("flux-bootstrap", "--dry-run") == 0, outputs[-1]
+    assert "would" in outputs[-1] and world.kube.writes() == []
+    assert invoke("flux-bootstrap") == 0, outputs[-1]
+    first = world.secret()
+    assert invoke("flux-bootstrap", "--no-wait") == 0, outputs[-1]
+    assert invoke("flux-rotate-key") == 0, outputs[-1]
+    second = world.secret()
+    assert invoke("flux-bootstrap", "--git-url", "not a url") == 1
+    assert "not an SSH git URL" in outputs[-1]
+    assert invoke("flux-rotate-key", GITLAB_TOKEN=DEV_TOKEN) == 1
+    assert "Maintainer" in outputs[-1]
+    assert invoke("flux-bootstrap", "--host-key-fingerprint", "SHA256:nope") == 1
+    assert "does not match" in outputs[-1]
+    everything = "\n".join(outputs)
+    for private in (first["identity"], second["identity"]):
+        assert private not in everything
+        for line in private.splitlines()[1:-1]:
+            assert line not in everything
+    assert MAINT_TOKEN not in everything and DEV_TOKEN not in everything
+    assert "Traceback" not in everything
+    assert sys.executable  # the tasks ran with this interpreter
