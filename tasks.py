@@ -1,15 +1,18 @@
 """gitopskit's tasks: cdk8s charts → YAML → manifests repository → Flux.
 
-    invoke synth            charts/ → validated, deterministic YAML in dist/
-    invoke diff             what would change in the manifests repository, resource by resource
+    invoke synth             charts/ → validated, deterministic YAML in dist/
+    invoke diff              what would change, resource by resource (--comment: on the MR)
+    invoke publish           push dist/ to the manifests repository; keep one merge request
+    invoke flux-bootstrap    once, by an operator: key, Secret, deploy key, helm install of Flux
+    invoke flux-rotate-key   replace Flux's SSH key with no gap
 
 Each task is thin: options, settings (flag, then environment, then invoke.yaml, then default),
-one call into the ``gitopskit`` library, a summary on stderr. Exit status: 0 success, 1 failure.
+one call into the ``gitopskit`` library, a summary on stderr and the result on stdout.
+Exit status: 0 success, 1 failure (``diff``: 1 means "differs" with --exit-code, 2 failure).
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from invoke.context import Context
@@ -37,21 +40,17 @@ def synth(
     kubernetes_version: str | None = None,
 ) -> None:
     """Synthesize the cdk8s app in charts/ into validated YAML."""
-    from gitopskit.synth import app_command
-    from gitopskit.synth import synth as run_synth
-
     with cli.boundary() as ui:
         settings = cli.settings(c)
-        command = app_command(PROJECT_DIR, settings.get("APP", app))
-        ui.step("synth", f"running {command}")
-        result = run_synth(
+        cli.run_synth(
+            ui,
             PROJECT_DIR,
+            settings,
             Path(settings.require("OUTDIR", outdir)),
-            app=command,
+            app=app,
             validate=validate,
-            kubernetes_version=settings.get("KUBERNETES_VERSION", kubernetes_version),
+            kubernetes_version=kubernetes_version,
         )
-        cli.report_synth(ui, result, PROJECT_DIR)
 
 
 @task(
@@ -87,38 +86,24 @@ def diff(
     """
     from gitopskit import diff as engine
     from gitopskit.git import display_url
-    from gitopskit.synth import app_command
-    from gitopskit.synth import synth as run_synth
-    from gitopskit.ui import use_colour
 
     with cli.boundary(exit_code=2) as ui:
-        settings = cli.settings(c)
+        settings = cli.settings(c, MANIFESTS_PATH=manifests_path)
         fmt = engine.check_format(format)
         target = engine.resolve_against(settings, against, ref)
         output = PROJECT_DIR / settings.require("OUTDIR", outdir)
         if synth:
-            command = app_command(PROJECT_DIR, settings.get("APP"))
-            ui.step("synth", f"running {command}")
-            cli.report_synth(ui, run_synth(PROJECT_DIR, output, app=command), PROJECT_DIR)
+            cli.run_synth(ui, PROJECT_DIR, settings, output)
         against_label = display_url(target.location) + (f" {target.ref}" if target.ref else "")
         ui.step("diff", f"{output.name}/ against {against_label}")
         result = engine.diff_against(
             output,
             target.location,
             ref=target.ref,
-            subdir=settings.get("MANIFESTS_PATH", manifests_path) or "",
+            subdir=settings.get("MANIFESTS_PATH") or "",
             extra_env=target.env,
         )
-        for note in result.notes:
-            ui.note(note)
-        sys.stdout.write(engine.render(result, fmt, colour=use_colour(sys.stdout)))
-        sys.stdout.flush()
-        if fmt != "text":
-            ui.ok("diff", result.summary_line())
-        if comment:
-            from gitopskit.comment import comment_diff
-
-            comment_diff(settings, result, ui, against=against_label)
+        cli.report_diff(ui, settings, result, fmt, comment=comment, against=against_label)
     if exit_code and result.has_changes:
         raise Exit(code=1)
 
@@ -172,14 +157,12 @@ def publish(
             draft=draft,
             auto_merge=auto_merge,
         )
-        result = publisher.publish(
-            PROJECT_DIR,
-            settings,
-            options,
-            outdir=Path(settings.require("OUTDIR", outdir)),
-            synth=synth,
-            progress=ui,
-        )
+        # Settings are checked (a missing token, say) before the charts even run.
+        run = publisher.prepare(PROJECT_DIR, settings, options, ui)
+        output = PROJECT_DIR / settings.require("OUTDIR", outdir)
+        if synth:
+            cli.run_synth(ui, PROJECT_DIR, settings, output)
+        result = run.run(output)
         cli.report_publish(ui, result)
 
 
@@ -234,19 +217,16 @@ def _flux_run(
             FLUX_KEY_TYPE=key_type,
             KUBE_CONTEXT=context,
         )
-        target = flux.gitlab_target(settings)
-        deploy_keys = flux.DeployKeys(target) if target else None
-        options = flux.resolve(
+        flux.run(
             settings,
-            values_dir=PROJECT_DIR / "flux",
-            deploy_keys=deploy_keys,
+            PROJECT_DIR / "flux",
+            ui,
+            rotate=rotate,
             fingerprints=host_key_fingerprint or [],
             require_pinned=require_pinned_host_key,
             wait=wait,
             dry_run=dry_run,
         )
-        run = flux.Bootstrap(options, deploy_keys, ui)
-        flux.report(ui, run.rotate() if rotate else run.bootstrap())
 
 
 @task(iterable=["host_key_fingerprint"], help=FLUX_HELP, auto_shortflags=False)

@@ -94,9 +94,7 @@ def fast_import(repo: Path, commits: int) -> None:
             files = {name(number % FILES): manifest(number % FILES, revision=number)}
         for path, content in files.items():
             stream += f"M 100644 inline {path}\ndata {len(content)}\n".encode() + content + b"\n"
-    subprocess.run(
-        ["git", "fast-import", "--quiet"], cwd=repo, input=bytes(stream), check=True
-    )
+    subprocess.run(["git", "fast-import", "--quiet"], cwd=repo, input=bytes(stream), check=True)
 
 
 def publish(project: Path, env: dict[str, str]) -> float:
@@ -115,9 +113,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="bench-publish-") as tmp, FakeGitLab(
-        Path(tmp) / "gitlab"
-    ) as gitlab:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-publish-") as tmp,
+        FakeGitLab(Path(tmp) / "gitlab") as gitlab,
+    ):
         where = Path(tmp)
         gitlab.add_user("project_bot", TOKEN, access_level=DEVELOPER)
         project = where / "project"

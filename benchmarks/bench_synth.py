@@ -3,8 +3,8 @@
 Two apps: the example app in charts/, and a generated app of 1,000 Deployments each exposed by a
 Service (2,000 objects). For each, the median wall time of the app run directly (as `cdk8s synth`
 would: `python app.py` with CDK8S_OUTDIR and the same Node), of `invoke synth --no-validate` and
-of `invoke synth`, and the overhead ratios. One warm-up run of each fills the compiled-schema
-cache first (a first run ever compiles each kind's schema once; that cost is printed too).
+of `invoke synth`, run interleaved, and the overhead ratios. One warm-up run of each fills the
+compiled-schema cache first (a first run ever compiles each kind's schema once; printed too).
 
     python benchmarks/bench_synth.py [--runs 5]
 """
@@ -64,10 +64,6 @@ def timed(args: list[str], cwd: Path, env: dict[str, str]) -> float:
     return time.perf_counter() - started
 
 
-def median_of(runs: int, args: list[str], cwd: Path, env: dict[str, str]) -> float:
-    return statistics.median(timed(args, cwd, env) for _ in range(runs))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
@@ -90,9 +86,15 @@ def main() -> None:
             invoke = [python, "-m", "invoke", "synth"]
             cold = timed(invoke, project, env)  # fills the compiled-schema cache
             timed(app, project, direct_env)
-            direct = median_of(args.runs, app, project, direct_env)
-            no_validate = median_of(args.runs, [*invoke, "--no-validate"], project, env)
-            validate = median_of(args.runs, invoke, project, env)
+            # Interleaved, so that a slow spell of the machine hits all three alike.
+            times: dict[str, list[float]] = {"direct": [], "no-validate": [], "validate": []}
+            for _ in range(args.runs):
+                times["direct"].append(timed(app, project, direct_env))
+                times["no-validate"].append(timed([*invoke, "--no-validate"], project, env))
+                times["validate"].append(timed(invoke, project, env))
+            direct, no_validate, validate = (
+                statistics.median(times[k]) for k in ("direct", "no-validate", "validate")
+            )
             print(
                 f"{kind:<22}{direct:>8.2f}s{no_validate:>9.2f}s{validate:>8.2f}s"
                 f"{no_validate / direct:>10.2f}{validate / direct:>8.2f}"

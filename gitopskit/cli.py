@@ -22,6 +22,7 @@ from gitopskit.errors import GitopskitError
 from gitopskit.synth import SynthResult
 
 if TYPE_CHECKING:
+    from gitopskit.diff import DiffResult
     from gitopskit.publish import PublishResult
 from gitopskit.ui import Progress, use_colour
 
@@ -67,6 +68,32 @@ def boundary(
     except KeyboardInterrupt:
         ui.error("interrupted")
         raise Exit(code=130) from None
+
+
+def run_synth(
+    ui: Progress,
+    project_dir: Path,
+    settings: Settings,
+    outdir: Path,
+    *,
+    app: str | None = None,
+    validate: bool = True,
+    kubernetes_version: str | None = None,
+) -> SynthResult:
+    """Synth as every task runs it: settings resolved, one step line, then the summary."""
+    from gitopskit.synth import app_command, synth
+
+    command = app_command(project_dir, settings.get("APP", app))
+    ui.step("synth", f"running {command}")
+    result = synth(
+        project_dir,
+        outdir,
+        app=command,
+        validate=validate,
+        kubernetes_version=settings.get("KUBERNETES_VERSION", kubernetes_version),
+    )
+    report_synth(ui, result, project_dir)
+    return result
 
 
 def report_synth(ui: Progress, result: SynthResult, project_dir: Path) -> None:
@@ -122,3 +149,27 @@ def report_publish(ui: Progress, result: PublishResult) -> None:
             "publish",
             f"pushed {result.branch}" + (f" at {result.commit[:8]}" if result.commit else ""),
         )
+
+
+def report_diff(
+    ui: Progress,
+    settings: Settings,
+    result: DiffResult,
+    fmt: str,
+    *,
+    comment: bool,
+    against: str,
+) -> None:
+    """The diff on stdout in ``fmt``, notes on stderr, and the merge-request note if asked."""
+    from gitopskit.diff import render
+
+    for note in result.notes:
+        ui.note(note)
+    sys.stdout.write(render(result, fmt, colour=use_colour(sys.stdout)))
+    sys.stdout.flush()
+    if fmt != "text":
+        ui.ok("diff", result.summary_line())
+    if comment:
+        from gitopskit.comment import comment_diff
+
+        comment_diff(settings, result, ui, against=against)

@@ -570,3 +570,46 @@ def report(ui: Progress, result: Result) -> None:
     for release in result.releases:
         ui.step("", f"release {release}")
     ui.ok("flux", "dry run: nothing was changed" if result.dry_run else "done")
+
+
+def run(
+    settings: Settings,
+    values_dir: Path,
+    progress: Progress,
+    *,
+    rotate: bool = False,
+    fingerprints: Sequence[str] = (),
+    require_pinned: bool = False,
+    wait: bool = True,
+    dry_run: bool = False,
+) -> Result:
+    """Bootstrap Flux (or rotate its key) and print the summary: what the tasks do.
+
+    Args:
+        settings: This run's settings (flags included).
+        values_dir: The directory of the base helm values files (``flux/``).
+        progress: Where the steps and the summary go.
+        rotate: Replace the key instead of bootstrapping.
+        fingerprints: Pinned host key fingerprints (``SHA256:…``).
+        require_pinned: Refuse a host with no pinned fingerprint.
+        wait: Wait for the Flux deployments.
+        dry_run: Print the plan; write nothing anywhere.
+
+    Raises:
+        GitopskitError: Any expected failure; a re-run finishes what was left.
+    """
+    target = gitlab_target(settings)
+    deploy_keys = DeployKeys(target) if target else None
+    options = resolve(
+        settings,
+        values_dir=values_dir,
+        deploy_keys=deploy_keys,
+        fingerprints=fingerprints,
+        require_pinned=require_pinned,
+        wait=wait,
+        dry_run=dry_run,
+    )
+    bootstrap = Bootstrap(options, deploy_keys, progress)
+    result = bootstrap.rotate() if rotate else bootstrap.bootstrap()
+    report(progress, result)
+    return result

@@ -620,34 +620,26 @@ class Publisher:
         return int(users[0].id)
 
 
-def publish(
-    project_dir: Path,
-    settings: Settings,
-    options: Options,
-    *,
-    outdir: Path,
-    synth: bool,
-    progress: Progress,
-    synth_options: Mapping[str, Any] | None = None,
-) -> PublishResult:
-    """Synthesize (unless ``synth`` is False) and publish; what ``invoke publish`` does.
+def prepare(
+    project_dir: Path, settings: Settings, options: Options, progress: Progress
+) -> Publisher:
+    """A publisher for this project, its settings checked before any work (no network yet).
 
-    Settings are checked before any work: a missing token fails before the charts run.
+    Raises:
+        ConfigError: Nothing or half of GitLab is configured, or the only token is CI_JOB_TOKEN.
+    """
+    destination = resolve_destination(settings, settings.environ)
+    source = Source.detect(settings.environ, project_dir)
+    branch = publish_branch(options, settings, source)
+    return Publisher(destination, options, source, branch, progress, settings.environ)
+
+
+def publish(
+    project_dir: Path, settings: Settings, options: Options, *, outdir: Path, progress: Progress
+) -> PublishResult:
+    """Publish the manifests already in ``outdir`` (``invoke publish --no-synth``).
 
     Raises:
         GitopskitError: Any expected failure, with nothing left half made.
     """
-    from gitopskit.cli import report_synth
-    from gitopskit.synth import synth as run_synth
-
-    destination = resolve_destination(settings, settings.environ)
-    source = Source.detect(settings.environ, project_dir)
-    branch = publish_branch(options, settings, source)
-    outdir = outdir if outdir.is_absolute() else project_dir / outdir
-    if synth:
-        progress.step("synth", "running the cdk8s app")
-        report_synth(progress, run_synth(project_dir, outdir, **(synth_options or {})), project_dir)
-    elif not outdir.is_dir():
-        raise ManifestError(f"{outdir} does not exist", hint="run `invoke synth` first")
-    publisher = Publisher(destination, options, source, branch, progress, settings.environ)
-    return publisher.run(outdir)
+    return prepare(project_dir, settings, options, progress).run(outdir)

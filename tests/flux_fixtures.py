@@ -93,22 +93,16 @@ class FluxWorld:
         stream = io.StringIO()
         ui = Progress(stream, colour=False)
         try:
-            settings = self.settings(**flags)
-            target = flux.gitlab_target(settings)
-            keys = flux.DeployKeys(target) if target else None
-            options = flux.resolve(
-                settings,
-                values_dir=ROOT / "flux",
-                deploy_keys=keys,
+            return flux.run(
+                self.settings(**flags),
+                ROOT / "flux",
+                ui,
+                rotate=rotate,
                 fingerprints=fingerprints,
                 require_pinned=require_pinned,
                 wait=wait,
                 dry_run=dry_run,
             )
-            run = flux.Bootstrap(options, keys, ui)
-            result = run.rotate() if rotate else run.bootstrap()
-            flux.report(ui, result)
-            return result
         finally:
             self.outputs.append(stream.getvalue())
 

@@ -24,6 +24,7 @@ from invoke import Collection, Parser, ParserContext, Program
 from invoke.exceptions import ParseError
 
 ROOT = Path(__file__).resolve().parents[1]
+REDIRECTIONS = frozenset({">", ">>", "<", "2>", "&>", ">&"})
 SEPARATORS = {"&&", "||", ";", "|", "&", "(", ")", "|&", ";;"}
 _FENCE = re.compile(
     r"^(?P<fence>```+|~~~+)\s*(?P<lang>[\w-]*)[^\n]*\n(?P<body>.*?)^(?P=fence)\s*$",
@@ -105,7 +106,12 @@ def invoke_calls(text: str) -> list[list[str]]:
     calls: list[list[str]] = []
     for line in _logical_lines(text):
         command: list[str] = []
-        for word in [*_words(line), ";"]:
+        words = _words(line)
+        for index, word in enumerate(words):
+            if word in REDIRECTIONS:  # `> file` ends the command's arguments
+                words[index:] = [";"]
+                break
+        for word in [*words, ";"]:
             if word in SEPARATORS:
                 start = _invoke_start(command)
                 if start is not None:

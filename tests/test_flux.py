@@ -4,6 +4,7 @@ recording helm, FakeGitLab for deploy keys."""
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 
 import pytest
@@ -289,3 +290,23 @@ def test_tasks_exit_codes_and_no_leaks(world: FluxWorld, flux_project: os.PathLi
     assert MAINT_TOKEN not in everything and DEV_TOKEN not in everything
     assert "Traceback" not in everything
     assert sys.executable  # the tasks ran with this interpreter
+
+
+def test_readme_migration_from_flux1_to_flux2(world: FluxWorld) -> None:
+    """The operator's guide: uninstall Flux 1 first, then bootstrap Flux 2, then check it."""
+    world.run(FLUX_VERSION="1")
+    assert world.kube.get("Deployment", "flux", "flux") is not None
+    uninstall = subprocess.run(
+        ["helm", "uninstall", "flux", "-n", "flux"], env=world.env, capture_output=True, text=True
+    )
+    assert uninstall.returncode == 0, uninstall.stderr
+    assert world.kube.get("Deployment", "flux", "flux") is None
+    world.run(FLUX_VERSION="2")
+    check = subprocess.run(
+        ["kubectl", "-n", "flux-system", "get", "gitrepositories,kustomizations"],
+        env=world.env,
+        capture_output=True,
+        text=True,
+    )
+    assert check.returncode == 0, check.stderr
+    assert "flux-sync" in check.stdout

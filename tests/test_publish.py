@@ -117,7 +117,6 @@ def do_publish(
             Settings({}, env),
             Options(**options),
             outdir=outdir,
-            synth=False,
             progress=Progress(stream, colour=False),
         )
     finally:
@@ -323,7 +322,6 @@ def test_nothing_configured_names_both_ways(tmp_path: Path) -> None:
             Settings({}, {}),
             Options(),
             outdir=tmp_path,
-            synth=False,
             progress=Progress(io.StringIO()),
         )
     assert "MANIFESTS_PROJECT" in str(caught.value) and "MANIFESTS_GIT_URL" in str(caught.value)
@@ -450,3 +448,37 @@ def test_unchanged_files_are_counted_without_being_compared(
         "unchanged": 5,
         "moved": 0,
     }
+
+
+def test_merge_request_options_labels_draft_assignee_auto_merge(
+    gitlab: FakeGitLab, manifests: FakeProject, tmp_path: Path, outputs: list[str]
+) -> None:
+    gitlab.add_user("ada", "glpat-ada-0000000000000000", access_level=DEVELOPER)
+    dist = write_dist(tmp_path / "dist", {"web.k8s.yaml": [configmap("web")]})
+    do_publish(
+        environ(gitlab),
+        dist,
+        outputs,
+        labels=["gitops", "cdk8s"],
+        draft=True,
+        assignee="ada",
+        auto_merge=True,
+    )
+    (mr,) = open_mrs(manifests)
+    assert mr["title"] == "Draft: Scale the web front end" and mr["draft"] is True
+    assert sorted(mr["labels"]) == ["cdk8s", "gitops"]
+    assert mr["assignee"]["username"] == "ada"
+    assert mr["merge_when_pipeline_succeeds"] is True
+
+
+def test_branch_per_commit_keeps_earlier_merge_requests(
+    gitlab: FakeGitLab, manifests: FakeProject, tmp_path: Path, outputs: list[str]
+) -> None:
+    dist = tmp_path / "dist"
+    write_dist(dist, {"web.k8s.yaml": [configmap("web", a="1")]})
+    do_publish(environ(gitlab), dist, outputs, branch_per_commit=True)
+    write_dist(dist, {"web.k8s.yaml": [configmap("web", a="2")]})
+    second_sha = "fedcba9876543210fedcba9876543210fedcba98"
+    do_publish(environ(gitlab, CI_COMMIT_SHA=second_sha), dist, outputs, branch_per_commit=True)
+    branches = sorted(mr["source_branch"] for mr in open_mrs(manifests))
+    assert branches == ["gitopskit/shop-app-01234567", "gitopskit/shop-app-fedcba98"]

@@ -832,6 +832,15 @@ class FakeGitLab:
             if principal.user is None:
                 return _msg(401, "401 Unauthorized")
             return _json(200, self._render_user(principal.user, full=True))
+        if sub == "/users" and method == "GET":
+            # GET /users?username=NAME: a list of at most one user (GitLab's exact match).
+            wanted = params.get("username")
+            users = [
+                self._render_user(u)
+                for u in self.users.values()
+                if wanted is None or u.username.lower() == str(wanted).lower()
+            ]
+            return _json(200, users)
         if sub == "/version" and method == "GET":
             return _json(200, {"version": "17.0.0-fake", "revision": "fake"})
         m = re.fullmatch(r"/projects/([^/]+)(/.*)?", sub)
