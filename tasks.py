@@ -30,6 +30,7 @@ PROJECT_DIR = Path(__file__).resolve().parent
         "outdir": "output directory, replaced in one step on success (default: dist)",
         "validate": "validate every object against the Kubernetes schema (--no-validate: skip)",
         "kubernetes-version": "Kubernetes version of the schema (default: cdk8s-plus's)",
+        "dry-run": "run and validate, but leave the output directory as it is",
     }
 )
 def synth(
@@ -38,6 +39,7 @@ def synth(
     outdir: str | None = None,
     validate: bool = True,
     kubernetes_version: str | None = None,
+    dry_run: bool = False,
 ) -> None:
     """Synthesize the cdk8s app in charts/ into validated YAML."""
     with cli.boundary() as ui:
@@ -50,6 +52,7 @@ def synth(
             app=app,
             validate=validate,
             kubernetes_version=kubernetes_version,
+            dry_run=dry_run,
         )
 
 

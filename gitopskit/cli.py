@@ -79,6 +79,7 @@ def run_synth(
     app: str | None = None,
     validate: bool = True,
     kubernetes_version: str | None = None,
+    dry_run: bool = False,
 ) -> SynthResult:
     """Synth as every task runs it: settings resolved, one step line, then the summary."""
     from gitopskit.synth import app_command, synth
@@ -91,12 +92,15 @@ def run_synth(
         app=command,
         validate=validate,
         kubernetes_version=settings.get("KUBERNETES_VERSION", kubernetes_version),
+        dry_run=dry_run,
     )
-    report_synth(ui, result, project_dir)
+    report_synth(ui, result, project_dir, dry_run=dry_run)
     return result
 
 
-def report_synth(ui: Progress, result: SynthResult, project_dir: Path) -> None:
+def report_synth(
+    ui: Progress, result: SynthResult, project_dir: Path, *, dry_run: bool = False
+) -> None:
     """The summary of a synth: files written, objects by kind, seconds taken."""
     if result.app_output:
         ui.block(result.app_output)
@@ -120,7 +124,10 @@ def report_synth(ui: Progress, result: SynthResult, project_dir: Path) -> None:
     names = ", ".join(result.files[:_FILES_LISTED])
     if len(result.files) > _FILES_LISTED:
         names += f" and {len(result.files) - _FILES_LISTED} more"
-    ui.step("wrote", f"{shown}/: {names}")
+    if dry_run:
+        ui.step("dry run", f"{shown}/ left as it is; would write {names}")
+    else:
+        ui.step("wrote", f"{shown}/: {names}")
     ui.ok(
         "synth",
         f"{total} objects in {len(result.files)} files in {result.seconds:.2f}s",

@@ -96,6 +96,7 @@ def synth(
     app: str | None = None,
     validate: bool = True,
     kubernetes_version: str | None = None,
+    dry_run: bool = False,
 ) -> SynthResult:
     """Synthesize the cdk8s app into ``outdir``.
 
@@ -105,6 +106,7 @@ def synth(
         app: The app command, overriding ``cdk8s.yaml``.
         validate: Validate every object against the Kubernetes schema.
         kubernetes_version: The schema's Kubernetes version (default: cdk8s-plus's).
+        dry_run: Run and validate, then throw the result away: ``outdir`` is left as it is.
 
     Returns:
         What was written.
@@ -140,7 +142,8 @@ def synth(
             kinds = Counter(str(d.data["kind"]) for d in objects)
         else:
             kinds = count_kinds(files)
-        _fs.replace_dir(staged, outdir)
+        if not dry_run:
+            _fs.replace_dir(staged, outdir)
     finally:
         if staged.exists():
             shutil.rmtree(staged, ignore_errors=True)

@@ -482,3 +482,25 @@ def test_branch_per_commit_keeps_earlier_merge_requests(
     do_publish(environ(gitlab, CI_COMMIT_SHA=second_sha), dist, outputs, branch_per_commit=True)
     branches = sorted(mr["source_branch"] for mr in open_mrs(manifests))
     assert branches == ["gitopskit/shop-app-01234567", "gitopskit/shop-app-fedcba98"]
+
+
+def test_manifests_path_confines_publish_to_its_directory(
+    gitlab: FakeGitLab, tmp_path: Path, outputs: list[str]
+) -> None:
+    project = gitlab.add_project(
+        PROJECT,
+        initial_files={
+            **HAND_WRITTEN,
+            "clusters/prod/old.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: o}\n",
+            "clusters/prod/addons/keep.yaml": "kind: Keep\n",
+            "clusters/staging/web.k8s.yaml": "kind: Staging\n",
+        },
+    )
+    dist = write_dist(tmp_path / "dist", {"web.k8s.yaml": [configmap("web")]})
+    do_publish(environ(gitlab, MANIFESTS_PATH="clusters/prod"), dist, outputs)
+    files = set(project.list_files(BRANCH))
+    assert {"clusters/prod/web.k8s.yaml", f"clusters/prod/{INDEX_FILE}"} <= files
+    assert "clusters/prod/old.yaml" not in files  # adopted from the top of MANIFESTS_PATH
+    assert "clusters/prod/addons/keep.yaml" in files
+    assert project.read_file(BRANCH, "clusters/staging/web.k8s.yaml") == b"kind: Staging\n"
+    assert "old-app.yaml" in files  # outside MANIFESTS_PATH: never touched

@@ -180,3 +180,13 @@ def test_task_synth_summary_and_no_banner(project: Path) -> None:
     assert "Deployment 2" in done.stderr
     assert BANNER not in done.stderr + done.stdout
     assert done.stdout == ""
+
+
+def test_dry_run_validates_and_leaves_dist_alone(project: Path) -> None:
+    (project / "dist").mkdir()
+    (project / "dist" / "old.k8s.yaml").write_text("kind: Old\n")
+    done = run_invoke(project, "synth", "--dry-run")
+    assert done.returncode == 0, done.stderr
+    assert "dist/ left as it is" in done.stderr
+    assert [p.name for p in (project / "dist").iterdir()] == ["old.k8s.yaml"]
+    assert [p.name for p in project.iterdir() if p.name.startswith(".dist")] == []
