@@ -14,7 +14,13 @@ import yaml
 
 from gitopskit.config import Settings
 from gitopskit.diff import INDEX_FILE
-from gitopskit.errors import ConfigError, GitError, GitLabAuthenticationError, ManifestError
+from gitopskit.errors import (
+    ConfigError,
+    GitError,
+    GitLabAuthenticationError,
+    GitLabError,
+    ManifestError,
+)
 from gitopskit.publish import Options, PublishResult, publish
 from gitopskit.ui import Progress
 from tests.conftest import run_invoke
@@ -504,3 +510,22 @@ def test_manifests_path_confines_publish_to_its_directory(
     assert "clusters/prod/addons/keep.yaml" in files
     assert project.read_file(BRANCH, "clusters/staging/web.k8s.yaml") == b"kind: Staging\n"
     assert "old-app.yaml" in files  # outside MANIFESTS_PATH: never touched
+
+
+def test_no_network_is_one_clear_failure(tmp_path: Path, outputs: list[str]) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **CI,
+        "GITLAB_URL": f"http://127.0.0.1:{port}",
+        "MANIFESTS_PROJECT": PROJECT,
+        "MANIFESTS_TOKEN": TOKEN,
+    }
+    dist = write_dist(tmp_path / "dist", {"web.k8s.yaml": [configmap("web")]})
+    with pytest.raises(GitLabError) as caught:
+        do_publish(env, dist, outputs)
+    assert "cannot reach GitLab" in str(caught.value)
+    assert TOKEN not in str(caught.value)
