@@ -130,6 +130,13 @@ def do_publish(
     return Run(result, stream.getvalue())
 
 
+def merge(project: FakeProject) -> None:
+    """Merge the publish branch's merge request as GitLab would (fast-forward, branch removed)."""
+    project.git("update-ref", "refs/heads/main", project.branch_sha(BRANCH) or "")
+    project.git("update-ref", "-d", f"refs/heads/{BRANCH}")
+    project.merge_requests[0]["state"] = "merged"
+
+
 def open_mrs(project: FakeProject) -> list[dict[str, Any]]:
     return [mr for mr in project.merge_requests if mr["state"] == "opened"]
 
@@ -218,9 +225,7 @@ def test_merged_then_reverted_closes_the_stale_merge_request(
     dist = tmp_path / "dist"
     write_dist(dist, {"web.k8s.yaml": [configmap("web", a="1")]})
     do_publish(environ(gitlab), dist, outputs)
-    manifests.git("update-ref", "refs/heads/main", manifests.branch_sha(BRANCH) or "")
-    manifests.git("update-ref", "-d", f"refs/heads/{BRANCH}")
-    manifests.merge_requests[0]["state"] = "merged"
+    merge(manifests)
     write_dist(dist, {"web.k8s.yaml": [configmap("web", a="2")]})
     changed = do_publish(environ(gitlab), dist, outputs)
     assert changed.result is not None and changed.result.diff is not None
@@ -247,8 +252,7 @@ def test_only_file_names_changed_says_no_resource_changes(
     dist = tmp_path / "dist"
     write_dist(dist, {"web.k8s.yaml": [configmap("web", a="1")]})
     do_publish(environ(gitlab), dist, outputs)
-    manifests.git("update-ref", "refs/heads/main", manifests.branch_sha(BRANCH) or "")
-    manifests.merge_requests[0]["state"] = "merged"
+    merge(manifests)
     write_dist(dist, {"frontend.k8s.yaml": [configmap("web", a="1")]})
     renamed = do_publish(environ(gitlab), dist, outputs)
     assert renamed.result is not None and renamed.result.diff is not None
@@ -442,8 +446,7 @@ def test_unchanged_files_are_counted_without_being_compared(
     files = {f"c{i}.k8s.yaml": [configmap(f"c{i}", v="1"), configmap(f"d{i}")] for i in range(3)}
     write_dist(dist, files)
     do_publish(environ(gitlab), dist, outputs)
-    manifests.git("update-ref", "refs/heads/main", manifests.branch_sha(BRANCH) or "")
-    manifests.merge_requests[0]["state"] = "merged"
+    merge(manifests)
     write_dist(dist, {**files, "c0.k8s.yaml": [configmap("c0", v="2"), configmap("d0")]})
     run = do_publish(environ(gitlab), dist, outputs)
     assert run.result is not None and run.result.diff is not None
