@@ -116,12 +116,6 @@ SETTINGS: dict[str, Setting] = {
 }
 
 
-def register(setting: Setting) -> Setting:
-    """Add a setting to the registry (later modules declare their own)."""
-    SETTINGS[setting.name] = setting
-    return setting
-
-
 @dataclass(frozen=True)
 class Settings:
     """Resolves settings from flags, the environment and the ``gitopskit`` section of invoke.yaml.

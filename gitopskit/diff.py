@@ -32,7 +32,7 @@ import yaml
 from gitopskit import git
 from gitopskit.config import Settings
 from gitopskit.errors import ConfigError, ManifestError
-from gitopskit.manifests import Document, load_file, manifest_files
+from gitopskit.manifests import Document, is_object, load_file, manifest_files
 
 INDEX_FILE = ".gitopskit-files"
 DEFAULT_NAMESPACE = "default"
@@ -288,11 +288,7 @@ def load_tree(
         if files is not None and not path.is_file():
             raise ManifestError(f"{shown}: no such file")
         for doc, obj in _objects(load_file(path, shown)):
-            if not (
-                isinstance(obj, dict)
-                and isinstance(obj.get("apiVersion"), str)
-                and isinstance(obj.get("kind"), str)
-            ):
+            if not is_object(obj):
                 skipped.append(f"{rel}:{doc.line}")
                 continue
             try:

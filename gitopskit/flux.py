@@ -74,8 +74,8 @@ class Options:
     wait_timeout: int = 300
     dry_run: bool = False
     values_dir: Path = Path("flux")
-    release_names: Mapping[str, str] = field(default_factory=dict)
-    chart_versions: Mapping[str, str] = field(default_factory=dict)
+    release_names: Mapping[str, str] = field(default_factory=dict)  # by setting name
+    chart_versions: Mapping[str, str] = field(default_factory=dict)  # by setting name
 
 
 @dataclass
@@ -198,11 +198,11 @@ def resolve(
     Raises:
         ConfigError: A bad or missing value (malformed git URL, Flux version, key type…).
     """
-    version_text = settings.get("FLUX_VERSION") or "2"
+    version_text = settings.require("FLUX_VERSION")
     if version_text not in ("1", "2"):
         raise ConfigError(f"--flux-version must be 1 or 2, not {version_text!r}")
     version = int(version_text)
-    key_type = settings.get("FLUX_KEY_TYPE") or "ed25519"
+    key_type = settings.require("FLUX_KEY_TYPE")
     if key_type not in KEY_TYPES:
         raise ConfigError(f"--key-type must be one of {', '.join(KEY_TYPES)}, not {key_type!r}")
     url_text = settings.get("FLUX_GIT_URL")
@@ -224,14 +224,14 @@ def resolve(
             "no branch for Flux to follow",
             hint="pass --git-branch, or set MANIFESTS_TARGET_BRANCH",
         )
-    timeout_text = settings.get("FLUX_WAIT_TIMEOUT") or "300"
+    timeout_text = settings.require("FLUX_WAIT_TIMEOUT")
     if not timeout_text.isdigit():
         raise ConfigError(f"FLUX_WAIT_TIMEOUT must be seconds, not {timeout_text!r}")
     return Options(
         flux_version=version,
         git_url=parse_git_url(url_text),
         namespace=settings.get("FLUX_NAMESPACE") or ("flux-system" if version == 2 else "flux"),
-        secret_name=settings.get("FLUX_SECRET_NAME") or "flux-ssh",
+        secret_name=settings.require("FLUX_SECRET_NAME"),
         git_branch=branch,
         git_path=(settings.get("MANIFESTS_PATH") or "").strip("/"),
         key_type=key_type,
@@ -243,11 +243,10 @@ def resolve(
         dry_run=dry_run,
         values_dir=values_dir,
         release_names={
-            n: settings.get(n) or ""
-            for n in ("FLUX1_RELEASE", "FLUX2_RELEASE", "FLUX2_SYNC_RELEASE")
+            n: settings.require(n) for n in ("FLUX1_RELEASE", "FLUX2_RELEASE", "FLUX2_SYNC_RELEASE")
         },
         chart_versions={
-            n: settings.get(n) or ""
+            n: settings.require(n)
             for n in ("FLUX1_CHART_VERSION", "FLUX2_CHART_VERSION", "FLUX2_SYNC_CHART_VERSION")
         },
     )
@@ -265,7 +264,7 @@ def releases(options: Options, hosts: str) -> list[Release]:
     """The helm releases to install, with the values gitopskit computes."""
     names, versions, base = options.release_names, options.chart_versions, options.values_dir
     if options.flux_version == 1:
-        chart = Chart(*FLUX1_REPO, "flux", versions.get("FLUX1_CHART_VERSION") or "1.13.3")
+        chart = Chart(*FLUX1_REPO, "flux", versions["FLUX1_CHART_VERSION"])
         values = {
             "git": {
                 "url": options.git_url.ssh_url,
@@ -278,11 +277,9 @@ def releases(options: Options, hosts: str) -> list[Release]:
             "sync": {"state": "secret"},
             "ssh": {"known_hosts": hosts},
         }
-        return [
-            Release(names.get("FLUX1_RELEASE") or "flux", chart, base / "flux1-values.yaml", values)
-        ]
-    controllers = Chart(*FLUX2_REPO, "flux2", versions.get("FLUX2_CHART_VERSION") or "2.18.3")
-    sync = Chart(*FLUX2_REPO, "flux2-sync", versions.get("FLUX2_SYNC_CHART_VERSION") or "1.14.5")
+        return [Release(names["FLUX1_RELEASE"], chart, base / "flux1-values.yaml", values)]
+    controllers = Chart(*FLUX2_REPO, "flux2", versions["FLUX2_CHART_VERSION"])
+    sync = Chart(*FLUX2_REPO, "flux2-sync", versions["FLUX2_SYNC_CHART_VERSION"])
     path = f"./{options.git_path}" if options.git_path else "./"
     sync_values = {
         "gitRepository": {
@@ -297,9 +294,9 @@ def releases(options: Options, hosts: str) -> list[Release]:
         "secret": {"create": False},
     }
     return [
-        Release(names.get("FLUX2_RELEASE") or "flux", controllers, base / "flux2-values.yaml", {}),
+        Release(names["FLUX2_RELEASE"], controllers, base / "flux2-values.yaml", {}),
         Release(
-            names.get("FLUX2_SYNC_RELEASE") or "flux-sync",
+            names["FLUX2_SYNC_RELEASE"],
             sync,
             base / "flux2-sync-values.yaml",
             sync_values,

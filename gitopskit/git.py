@@ -153,7 +153,6 @@ def temporary_clone(
         yield clone_shallow(url, Path(tmp) / "repo", ref=ref, extra_env=extra_env)
 
 
-EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 # Variables that would point git at another repository or index than the one we run it on.
 _INHERITED_GIT_VARIABLES = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY")
 
@@ -289,17 +288,10 @@ class Repo:
             args.append(f"--depth={depth}")
         self.git(*args, "origin", *specs, what="git fetch (reading the manifests repository)")
 
-    def rev_parse(self, rev: str) -> str | None:
-        """The object ``rev`` names, or None."""
-        result = self.git("rev-parse", "--verify", "--quiet", rev, ok_codes=(0, 1))
-        return result.stdout.strip() or None
-
     def show(self, rev: str, path: str) -> bytes | None:
         """The content of ``path`` at ``rev``, or None when it is not there."""
-        result = self.git("cat-file", "-e", f"{rev}:{path}", ok_codes=(0, 1, 128))
-        if result.returncode != 0:
-            return None
-        return self.git("cat-file", "blob", f"{rev}:{path}").stdout.encode()
+        result = self.git("cat-file", "blob", f"{rev}:{path}", ok_codes=(0, 128))
+        return result.stdout.encode() if result.returncode == 0 else None
 
     def commit_parents(self, sha: str) -> list[str]:
         """The parents recorded in a commit object (shallow grafts ignored)."""

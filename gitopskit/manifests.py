@@ -60,16 +60,21 @@ class Document:
 
     @property
     def is_object(self) -> bool:
-        """Whether it looks like a Kubernetes object (a mapping with apiVersion and kind)."""
-        return (
-            isinstance(self.data, dict)
-            and isinstance(self.data.get("apiVersion"), str)
-            and isinstance(self.data.get("kind"), str)
-        )
+        """Whether it looks like a Kubernetes object (see :func:`is_object`)."""
+        return is_object(self.data)
 
     def describe(self) -> str:
         """``apiVersion kind namespace/name`` for messages."""
         return describe(self.data)
+
+
+def is_object(data: Any) -> bool:
+    """Whether ``data`` looks like a Kubernetes object: a mapping with apiVersion and kind."""
+    return (
+        isinstance(data, dict)
+        and isinstance(data.get("apiVersion"), str)
+        and isinstance(data.get("kind"), str)
+    )
 
 
 def describe(obj: dict[str, Any]) -> str:
