@@ -1,9 +1,15 @@
 """Settings, once for all tasks.
 
-Every setting has one name in three forms: the environment variable ``NAME``, the key
-``gitopskit.name`` in ``invoke.yaml``, and, where a task takes it, the flag ``--name``. A flag
-beats the environment, which beats ``invoke.yaml``, which beats the setting's fallbacks (GitLab
-CI's predefined variables), which beat the default. Tokens are read from the environment only.
+Every setting has one name in three forms: an environment variable, the key ``gitopskit.name``
+in ``invoke.yaml``, and, where a task takes it, the flag ``--name``. A flag beats the
+environment, which beats ``invoke.yaml``, which beats the setting's fallbacks (GitLab CI's
+predefined variables), which beat the default. Tokens are read from the environment only.
+
+The environment variable of gitopskit's own settings carries the prefix ``GITOPSKIT_``
+(``GITOPSKIT_OUTDIR``): generic names such as ``OUTDIR`` or ``APP`` are set by other tools, and
+reading them would let a stranger's variable decide where synth writes. The names a CI pipeline
+sets for the repositories and tokens (``MANIFESTS_*``, ``GITLAB_*``, ``COMMENT_TOKEN``) stay as
+they are.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ class Setting:
         default: Used when nothing else sets it.
         fallback_env: Environment variables read after ``invoke.yaml`` (GitLab CI's own).
         secret: Read from the environment only, never logged.
+        own: gitopskit's own setting: its environment variable is ``GITOPSKIT_<name>``.
     """
 
     name: str
@@ -34,20 +41,37 @@ class Setting:
     default: str | None = None
     fallback_env: tuple[str, ...] = ()
     secret: bool = False
+    own: bool = False
 
     @property
     def key(self) -> str:
         """The key under ``gitopskit:`` in ``invoke.yaml``."""
         return self.name.lower()
 
+    @property
+    def env(self) -> str:
+        """The environment variable: ``GITOPSKIT_OUTDIR`` for our own, ``MANIFESTS_TOKEN``…"""
+        return f"{ENV_PREFIX}{self.name}" if self.own else self.name
+
+    @property
+    def flag(self) -> str:
+        """The task flag that sets it, where a task takes one: ``--outdir``."""
+        return "--" + self.key.replace("_", "-")
+
+
+ENV_PREFIX = "GITOPSKIT_"
+
+
+def _own(name: str, help: str, default: str | None = None) -> Setting:
+    return Setting(name, help, default, own=True)
+
 
 SETTINGS: dict[str, Setting] = {
     s.name: s
     for s in (
-        Setting("APP", "command that runs the cdk8s app (default: `app:` in cdk8s.yaml)"),
-        Setting("OUTDIR", "directory synth writes the manifests to", default="dist"),
-        Setting(
-            "KUBERNETES_VERSION",
+        _own("APP", "command that runs the cdk8s app (default: `app:` in cdk8s.yaml)"),
+        _own("OUTDIR", "directory synth writes the manifests to", default="dist"),
+        _own("KUBERNETES_VERSION",
             "Kubernetes version whose schema validates objects (default: cdk8s-plus's)",
         ),
         Setting(
@@ -80,35 +104,35 @@ SETTINGS: dict[str, Setting] = {
             "COMMENT_TOKEN", "api token that posts the diff note on merge requests", secret=True
         ),
         Setting("GITLAB_TOKEN", "a Maintainer's token for deploy keys", secret=True),
-        Setting("KUBE_CONTEXT", "kube context Flux is bootstrapped in (default: the current one)"),
-        Setting("FLUX_VERSION", "Flux major version flux-bootstrap installs: 2 or 1", default="2"),
-        Setting("FLUX_NAMESPACE", "namespace of Flux (default: flux-system for 2, flux for 1)"),
-        Setting("FLUX_SECRET_NAME", "Secret holding Flux's SSH key", default="flux-ssh"),
-        Setting(
-            "FLUX_GIT_URL",
+        _own("KUBE_CONTEXT", "kube context Flux is bootstrapped in (default: the current one)"),
+        _own("FLUX_VERSION", "Flux major version flux-bootstrap installs: 2 or 1", default="2"),
+        _own("FLUX_NAMESPACE", "namespace of Flux (default: flux-system for 2, flux for 1)"),
+        _own("FLUX_SECRET_NAME", "Secret holding Flux's SSH key", default="flux-ssh"),
+        _own("FLUX_GIT_URL",
             "SSH URL Flux clones (default: the manifests project's ssh_url_to_repo)",
         ),
-        Setting(
-            "FLUX_KEY_TYPE",
+        _own("FLUX_KEY_TYPE",
             "deploy key type: ed25519, ecdsa (P-384) or rsa (4096)",
             default="ed25519",
         ),
-        Setting("FLUX_WAIT_TIMEOUT", "seconds to wait for each Flux deployment", default="300"),
-        Setting("FLUX1_RELEASE", "helm release of Flux 1", default="flux"),
-        Setting("FLUX1_CHART_VERSION", "pinned version of the fluxcd/flux chart", default="1.13.3"),
-        Setting("FLUX2_RELEASE", "helm release of the Flux 2 controllers", default="flux"),
-        Setting(
-            "FLUX2_CHART_VERSION",
+        _own(
+            "NETWORK_TIMEOUT",
+            "seconds any single network operation may take (git, GitLab, kubectl, helm, ssh)",
+            default="60",
+        ),
+        _own("FLUX_WAIT_TIMEOUT", "seconds to wait for each Flux deployment", default="300"),
+        _own("FLUX1_RELEASE", "helm release of Flux 1", default="flux"),
+        _own("FLUX1_CHART_VERSION", "pinned version of the fluxcd/flux chart", default="1.13.3"),
+        _own("FLUX2_RELEASE", "helm release of the Flux 2 controllers", default="flux"),
+        _own("FLUX2_CHART_VERSION",
             "pinned version of the fluxcd-community/flux2 chart",
             default="2.18.3",
         ),
-        Setting(
-            "FLUX2_SYNC_RELEASE",
+        _own("FLUX2_SYNC_RELEASE",
             "helm release of the Flux 2 GitRepository/Kustomization",
             default="flux-sync",
         ),
-        Setting(
-            "FLUX2_SYNC_CHART_VERSION",
+        _own("FLUX2_SYNC_CHART_VERSION",
             "pinned version of the fluxcd-community/flux2-sync chart",
             default="1.14.5",
         ),
@@ -164,7 +188,7 @@ class Settings:
         setting = SETTINGS[name]
         if setting.secret:
             return self.token(name)
-        value = self.environ.get(name)
+        value = self.environ.get(setting.env)
         if value:
             return value
         if setting.key in self.project:
@@ -177,25 +201,42 @@ class Settings:
                 return value
         return default if default is not None else setting.default
 
+    def seconds(self, name: str) -> float:
+        """A setting holding a positive number of seconds.
+
+        Raises:
+            ConfigError: It is not a positive number.
+        """
+        text = self.require(name)
+        try:
+            value = float(text)
+        except ValueError:
+            value = 0.0
+        if not 0 < value < float("inf"):
+            raise ConfigError(
+                f"{SETTINGS[name].env} must be a positive number of seconds, not {text!r}"
+            )
+        return value
+
     def require(self, name: str, flag: str | None = None) -> str:
         """Like :meth:`get`, but a missing value is a :class:`ConfigError`."""
         value = self.get(name, flag)
         if not value:
             setting = SETTINGS[name]
             if setting.secret:
-                where = f"the environment variable {name}"
+                where = f"the environment variable {setting.env}"
             else:
                 where = (
-                    f"--{setting.key.replace('_', '-')}, the environment variable {name}, "
+                    f"{setting.flag}, the environment variable {setting.env}, "
                     f"or gitopskit.{setting.key} in invoke.yaml"
                 )
-            raise ConfigError(f"{name} is not set ({setting.help})", hint=f"set {where}")
+            raise ConfigError(f"{setting.env} is not set ({setting.help})", hint=f"set {where}")
         return value
 
     def token(self, name: str) -> str | None:
         """A token from the environment only (with its fallbacks), registered for redaction."""
         setting = SETTINGS[name]
-        for var in (name, *setting.fallback_env):
+        for var in (setting.env, *setting.fallback_env):
             value = self.environ.get(var)
             if value:
                 add_secret(value)
@@ -204,11 +245,11 @@ class Settings:
 
     def source(self, name: str, flag: str | None = None) -> str:
         """Where a setting's value comes from, for messages: flag, env var, invoke.yaml."""
-        if flag is not None:
-            return f"--{SETTINGS[name].key.replace('_', '-')}"
         setting = SETTINGS[name]
-        if self.environ.get(name):
-            return name
+        if flag is not None or name in self.flags:
+            return setting.flag
+        if self.environ.get(setting.env):
+            return setting.env
         if setting.key in self.project:
             return f"gitopskit.{setting.key} in invoke.yaml"
         for fallback in setting.fallback_env:

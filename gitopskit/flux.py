@@ -226,7 +226,7 @@ def resolve(
         )
     timeout_text = settings.require("FLUX_WAIT_TIMEOUT")
     if not timeout_text.isdigit():
-        raise ConfigError(f"FLUX_WAIT_TIMEOUT must be seconds, not {timeout_text!r}")
+        raise ConfigError(f"GITOPSKIT_FLUX_WAIT_TIMEOUT must be seconds, not {timeout_text!r}")
     return Options(
         flux_version=version,
         git_url=parse_git_url(url_text),

@@ -166,7 +166,7 @@ def world(
             "GITLAB_URL": gitlab.url,
             "MANIFESTS_PROJECT": PROJECT_PATH,
             "GITLAB_TOKEN": MAINT_TOKEN,
-            "FLUX_WAIT_TIMEOUT": "20",
+            "GITOPSKIT_FLUX_WAIT_TIMEOUT": "20",
             "NO_COLOR": "1",
         }
         for name in ("MANIFESTS_TOKEN", "LAB_CORE_TOKEN", "CI_SERVER_URL", "MANIFESTS_PATH"):

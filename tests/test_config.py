@@ -11,10 +11,38 @@ from gitopskit.redact import redact
 
 def test_precedence_flag_env_project_default() -> None:
     project = {"outdir": "from-yaml"}
-    assert Settings(project, {"OUTDIR": "from-env"}).get("OUTDIR", "from-flag") == "from-flag"
-    assert Settings(project, {"OUTDIR": "from-env"}).get("OUTDIR") == "from-env"
+    env = {"GITOPSKIT_OUTDIR": "from-env"}
+    assert Settings(project, env).get("OUTDIR", "from-flag") == "from-flag"
+    assert Settings(project, env).get("OUTDIR") == "from-env"
     assert Settings(project, {}).get("OUTDIR") == "from-yaml"
     assert Settings({}, {}).get("OUTDIR") == "dist"
+
+
+@pytest.mark.parametrize(
+    ("name", "variable"),
+    [("OUTDIR", "OUTDIR"), ("APP", "APP"), ("KUBERNETES_VERSION", "KUBERNETES_VERSION"),
+     ("KUBE_CONTEXT", "KUBE_CONTEXT"), ("FLUX_VERSION", "FLUX_VERSION")],
+)  # fmt: skip
+def test_generic_environment_names_of_other_tools_are_not_read(name: str, variable: str) -> None:
+    """OUTDIR=. from another tool once made synth replace the checkout: only GITOPSKIT_* counts."""
+    settings = Settings({}, {variable: "set-by-another-tool"})
+    assert settings.get(name) != "set-by-another-tool"
+    assert Settings({}, {f"GITOPSKIT_{variable}": "ours"}).get(name) == "ours"
+
+
+def test_ci_facing_names_keep_no_prefix() -> None:
+    environ = {"MANIFESTS_PROJECT": "g/p", "GITLAB_URL": "https://gl", "MANIFESTS_TOKEN": "t0ken-x"}
+    settings = Settings({}, environ)
+    assert settings.get("MANIFESTS_PROJECT") == "g/p"
+    assert settings.get("GITLAB_URL") == "https://gl"
+    assert settings.token("MANIFESTS_TOKEN") == "t0ken-x"
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "soon", "nan", "inf"])
+def test_a_network_timeout_must_be_positive_seconds(value: str) -> None:
+    with pytest.raises(ConfigError, match="GITOPSKIT_NETWORK_TIMEOUT must be a positive number"):
+        Settings({}, {"GITOPSKIT_NETWORK_TIMEOUT": value}).seconds("NETWORK_TIMEOUT")
+    assert Settings({}, {}).seconds("NETWORK_TIMEOUT") == 60
 
 
 def test_gitlab_url_falls_back_to_ci_server_url_after_invoke_yaml() -> None:
