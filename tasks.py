@@ -88,12 +88,15 @@ def diff(
     Exit status: 0; 1 with --exit-code when anything changes; 2 on any error.
     """
     from gitopskit import diff as engine
+    from gitopskit.against import resolve_against
     from gitopskit.git import display_url
 
     with cli.boundary(exit_code=2) as ui:
         settings = cli.settings(c, MANIFESTS_PATH=manifests_path)
         fmt = engine.check_format(format)
-        target = engine.resolve_against(settings, against, ref)
+        target = resolve_against(settings, against, ref)
+        for warning in target.warnings:
+            ui.warn(warning)
         output = PROJECT_DIR / settings.require("OUTDIR", outdir)
         if synth:
             cli.run_synth(ui, PROJECT_DIR, settings, output)
@@ -104,7 +107,8 @@ def diff(
             target.location,
             ref=target.ref,
             subdir=settings.get("MANIFESTS_PATH") or "",
-            extra_env=target.env,
+            env=target.env,
+            timeout=settings.seconds("NETWORK_TIMEOUT"),
         )
         cli.report_diff(ui, settings, result, fmt, comment=comment, against=against_label)
     if exit_code and result.has_changes:
@@ -121,11 +125,15 @@ def diff(
         "leaving earlier merge requests alone",
         "manifests-path": "subdirectory of the manifests repository to write (default: root)",
         "allow-plain-secrets": "publish Secrets that carry data or stringData anyway",
+        "allow-empty": "publish an output with no objects, removing every object gitopskit "
+        "owns in the manifests repository",
         "adopt": "take over existing files whose names the synthesized ones use",
-        "label": "label for the merge request (repeatable)",
-        "assignee": "user name to assign the merge request to",
-        "draft": "open the merge request as a draft",
-        "auto-merge": "merge automatically when the pipeline succeeds",
+        "merge": "local mode (no GitLab): then fast-forward the target branch to the publish "
+        "branch, if nobody moved it",
+        "label": "label for the merge request (repeatable; GitLab only)",
+        "assignee": "user name to assign the merge request to (GitLab only)",
+        "draft": "open the merge request as a draft (GitLab only)",
+        "auto-merge": "merge automatically when the pipeline succeeds (GitLab only)",
         "dry-run": "print the diff and what would be pushed and opened; change nothing",
     },
 )
@@ -137,7 +145,9 @@ def publish(
     branch_per_commit: bool = False,
     manifests_path: str | None = None,
     allow_plain_secrets: bool = False,
+    allow_empty: bool = False,
     adopt: bool = False,
+    merge: bool = False,
     label: list[str] | None = None,
     assignee: str | None = None,
     draft: bool = False,
@@ -153,16 +163,18 @@ def publish(
             branch=branch,
             branch_per_commit=branch_per_commit,
             allow_plain_secrets=allow_plain_secrets,
+            allow_empty=allow_empty,
             adopt=adopt,
+            merge=merge,
             dry_run=dry_run,
             labels=list(label or []),
             assignee=assignee,
             draft=draft,
             auto_merge=auto_merge,
         )
-        # Settings are checked (a missing token, say) before the charts even run.
-        run = publisher.prepare(PROJECT_DIR, settings, options, ui)
         output = PROJECT_DIR / settings.require("OUTDIR", outdir)
+        # Settings are checked (a missing token, say) before the charts even run.
+        run = publisher.prepare(PROJECT_DIR, settings, options, ui, output)
         if synth:
             cli.run_synth(ui, PROJECT_DIR, settings, output)
         result = run.run(output)

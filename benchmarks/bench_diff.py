@@ -158,7 +158,7 @@ def main() -> None:
         outputs: list[int] = []
 
         def run_diff() -> None:
-            result = diff.compare(diff.load_tree(old_root), diff.load_tree(new_root))
+            result = diff.diff_against(new_root, str(old_root))
             outputs[:] = [len(diff.render_text(result)), len(diff.render_json(result))]
             assert result.summary["changed"] == 20, result.summary
 

@@ -25,8 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gitopskit.diff import INDEX_FILE  # noqa: E402
-from gitopskit.publish import index_text  # noqa: E402
+from gitopskit.tree import INDEX_FILE, index_bytes  # noqa: E402
 from tests.fakes.gitlab import DEVELOPER, FakeGitLab  # noqa: E402
 
 FILES = 2000
@@ -88,7 +87,7 @@ def fast_import(repo: Path, commits: int) -> None:
         stream += b"data %d\n%s" % (len(message), message)
         if number == commits:
             files = {name(i): manifest(i) for i in range(FILES)}
-            files[INDEX_FILE] = index_text(list(files))
+            files[INDEX_FILE] = index_bytes(list(files))
             files["README.md"] = b"# manifests\n"
         else:
             files = {name(number % FILES): manifest(number % FILES, revision=number)}

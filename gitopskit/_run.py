@@ -31,6 +31,7 @@ class Result:
     returncode: int
     stdout: str
     stderr: str
+    raw_stdout: bytes = b""
 
 
 def which(program: str, path: str | None = None) -> str:
@@ -58,6 +59,7 @@ def run(
     timeout: float | None = None,
     error: type[CommandError] = CommandError,
     what: str | None = None,
+    text: bool = True,
 ) -> Result:
     """Run a program to completion and capture its output.
 
@@ -71,6 +73,8 @@ def run(
         timeout: Seconds before the program is killed.
         error: The :class:`CommandError` subclass raised on failure.
         what: Names the action in error messages (default: the program and subcommand).
+        text: Decode stdout into :attr:`Result.stdout`; with False only
+            :attr:`Result.raw_stdout` holds it (binary output, large blobs).
 
     Returns:
         The exit status and the decoded output.
@@ -108,7 +112,9 @@ def run(
             f"{label} failed (exit {failed.exit_code}){_tail(output)}",
             returncode=failed.exit_code,
         ) from None
-    return Result(finished.exit_code or 0, _decode(finished.stdout), _decode(finished.stderr))
+    raw = finished.stdout if isinstance(finished.stdout, bytes) else b""
+    stdout = _decode(finished.stdout) if text else ""
+    return Result(finished.exit_code or 0, stdout, _decode(finished.stderr), raw)
 
 
 def _decode(data: bytes | str | None) -> str:

@@ -135,7 +135,8 @@ def report_synth(
 
 
 def report_publish(ui: Progress, result: PublishResult) -> None:
-    """The end of a publish: the merge request's URL on stdout, the rest on stderr."""
+    """The end of a publish: the merge request's URL (or, without GitLab, the branch) on stdout,
+    the rest on stderr."""
     if result.status == "dry-run":
         if result.diff is not None:
             from gitopskit.diff import render_text
@@ -151,11 +152,22 @@ def report_publish(ui: Progress, result: PublishResult) -> None:
     if result.merge_request_url:
         ui.ok("publish", f"merge request {result.merge_request_url}")
         print(result.merge_request_url)
-    else:
-        ui.ok(
-            "publish",
-            f"pushed {result.branch}" + (f" at {result.commit[:8]}" if result.commit else ""),
-        )
+        return
+    at = f" at {result.commit[:8]}" if result.commit else ""
+    if result.merged:
+        ui.ok("publish", f"{result.target_branch}{at} holds the new manifests")
+        print(result.target_branch)
+        return
+    verb = "pushed" if result.pushed else "already there:"
+    ui.ok("publish", f"{verb} {result.branch}{at}")
+    ui.step(
+        "review",
+        f"in a clone of {result.git_url}: git fetch origin && "
+        f"git diff origin/{result.target_branch}...origin/{result.branch}",
+    )
+    ui.step("merge", "invoke publish --merge (fast-forwards "
+            f"{result.target_branch} to {result.branch})")  # fmt: skip
+    print(result.branch)
 
 
 def report_diff(

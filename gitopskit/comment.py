@@ -201,7 +201,12 @@ def comment_diff(
         )
     body = note_body(result, environ, against=against)
     try:
-        gl = gitlab_api.connect(gitlab_url, token, ca_file=settings.get("GITLAB_CA_FILE"))
+        gl = gitlab_api.connect(
+            gitlab_url,
+            token,
+            ca_file=settings.get("GITLAB_CA_FILE"),
+            timeout=settings.seconds("NETWORK_TIMEOUT"),
+        )
         status, note_id = upsert_note(gl, mr, body, token_name=token_name)
     except GitopskitError as error:
         if isinstance(

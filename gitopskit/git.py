@@ -16,7 +16,7 @@ import re
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -88,69 +88,58 @@ def display_url(url: str) -> str:
     return redact(url)
 
 
-def clone_shallow(
-    url: str,
-    dest: Path,
-    *,
-    ref: str | None = None,
-    extra_env: Mapping[str, str] | None = None,
-    timeout: float | None = 300,
-) -> Path:
-    """Fetch one branch of ``url`` at depth 1 into ``dest`` (which must not exist yet).
-
-    Args:
-        url: A git URL, or the path of a repository.
-        dest: The new working tree.
-        ref: The branch (or tag) to check out; the remote's default branch when None.
-        extra_env: Added to git's environment, e.g. ``GIT_CONFIG_*`` carrying an auth header.
-        timeout: Seconds before git is stopped.
-
-    Returns:
-        ``dest``.
-
-    Raises:
-        GitError: git failed: unreachable, refused, or no such branch. The message names the URL
-            without credentials and carries git's redacted output.
-        ToolNotFoundError: git is not installed.
-    """
-    args = ["git", "clone", "--quiet", "--depth", "1", "--single-branch", "--no-tags"]
-    if "://" not in url and not _SCP_FORM.match(url):
-        args.append("--no-local")  # a plain path: go through the transport so --depth holds
-    if ref:
-        args += ["--branch", ref]
-    args += ["--", url, str(dest)]
-    env = {**GIT_ENV, **(extra_env or {})}
-    where = f"branch {ref} of " if ref else ""
+def origin_of(url: str) -> tuple[str, str, int] | None:
+    """``(scheme, host, port)`` of an http(s) URL, the port made explicit; None for others."""
+    if not is_http_url(url):
+        return None
+    parts = urlsplit(url)
     try:
-        run(args, extra_env=env, timeout=timeout, error=GitError, what="git clone")
-    except GitError as error:
-        raise GitError(
-            f"cannot fetch {where}{display_url(url)}: {error.message}",
-            returncode=error.returncode,
-            hint="check the URL, the branch name and the credentials (git never prompts here)",
-        ) from None
-    return dest
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    default = 443 if scheme == "https" else 80
+    return scheme, (parts.hostname or "").lower(), port or default
 
 
-@contextmanager
-def temporary_clone(
-    url: str, *, ref: str | None = None, extra_env: Mapping[str, str] | None = None
-) -> Iterator[Path]:
-    """A shallow clone of one branch in a temporary directory, removed on exit.
+def same_origin(url: str, other: str | None) -> bool:
+    """Whether two http(s) URLs share scheme, host and port: where a token may go."""
+    if not other:
+        return False
+    first = origin_of(url)
+    return first is not None and first == origin_of(other)
 
-    Args:
-        url: A git URL, or the path of a repository.
-        ref: The branch; the remote's default branch when None.
-        extra_env: Added to git's environment (auth).
 
-    Yields:
-        The working tree.
+def embedded_credentials(url: str) -> bool:
+    """Whether a URL carries a password (``https://user:token@host/…``).
 
-    Raises:
-        GitError: The fetch failed.
+    git would keep it in argv and ``.git/config``; a user name alone (``ssh://git@host``) is fine.
     """
-    with tempfile.TemporaryDirectory(prefix="gitopskit-clone-") as tmp:
-        yield clone_shallow(url, Path(tmp) / "repo", ref=ref, extra_env=extra_env)
+    if "://" not in url:
+        return False
+    try:
+        return urlsplit(url).password is not None
+    except ValueError:
+        return False
+
+
+def host_of(url: str) -> str:
+    """The host (and port) a git URL reaches, for messages: ``gitlab.example.com``,
+    ``127.0.0.1:8080``; a local path is ``this machine``."""
+    if "://" in url:
+        parts = urlsplit(url)
+        if parts.scheme == "file":
+            return "this machine"
+        host = parts.hostname or ""
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        return f"{host}:{port}" if port else host
+    match = _SCP_FORM.match(url)
+    if match:
+        return url.split("@", 1)[1].split(":", 1)[0]
+    return "this machine"
 
 
 # Variables that would point git at another repository or index than the one we run it on.
@@ -162,26 +151,51 @@ def is_http_url(url: str) -> bool:
     return url.startswith(("http://", "https://"))
 
 
+DEFAULT_TIMEOUT = 60.0
+#: git over HTTP(S) gives up when it receives less than this many bytes a second…
+LOW_SPEED_LIMIT = 1
+#: …for as long as the network timeout (``http.lowSpeedTime``).
+
+
 def git_environment(
     url: str | None = None,
     token: str | None = None,
     *,
     ca_file: str | None = None,
     base: Mapping[str, str] | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
 ) -> dict[str, str]:
-    """The environment for git: no prompts, and the token as a header scoped to ``url``'s host.
+    """The environment for git: no prompts, bounded network waits, and the token as a header
+    scoped to ``url``'s origin.
+
+    Every git command that touches the network is bounded three ways: the caller's overall
+    timeout (see :class:`Repo`), ``http.lowSpeedLimit``/``http.lowSpeedTime`` (a stalled HTTP
+    server), and for SSH ``ConnectTimeout`` and ``ServerAliveInterval`` (unless the user set their
+    own ssh command, which is then theirs to bound).
 
     Args:
         url: The remote's URL; the header is scoped to its scheme, host and port.
-        token: A GitLab token, sent as HTTP Basic password (any user name is accepted).
+        token: A GitLab token, sent as HTTP Basic password (any user name is accepted). The
+            caller decides that ``url`` is the token's own GitLab (see :func:`same_origin`).
         ca_file: A CA bundle for the remote's TLS certificate (``http.sslCAInfo``).
         base: The environment to start from (default: this process's).
+        timeout: Seconds a network operation may stall (``GITOPSKIT_NETWORK_TIMEOUT``).
     """
     env = {k: v for k, v in (os.environ if base is None else base).items()}
     for name in _INHERITED_GIT_VARIABLES:
         env.pop(name, None)
     env.update(GIT_ENV)
-    entries: list[tuple[str, str]] = []
+    seconds = max(1, round(timeout))
+    entries: list[tuple[str, str]] = [
+        ("http.lowSpeedLimit", str(LOW_SPEED_LIMIT)),
+        ("http.lowSpeedTime", str(seconds)),
+    ]
+    if not env.get("GIT_SSH_COMMAND") and not env.get("GIT_SSH"):
+        alive = max(1, min(15, seconds // 3))
+        env["GIT_SSH_COMMAND"] = (
+            f"ssh -o ConnectTimeout={seconds} -o ServerAliveInterval={alive} "
+            f"-o ServerAliveCountMax=3 -o BatchMode=yes"
+        )
     count = int(env.get("GIT_CONFIG_COUNT", "0") or "0")
     if token and url and is_http_url(url):
         parts = urlsplit(url)
@@ -212,17 +226,96 @@ class PushResult:
     message: str = ""
 
 
+@dataclass(frozen=True)
+class RemoteRefs:
+    """What a remote says it holds: its branches and the branch its HEAD names.
+
+    Attributes:
+        heads: Commit id of every branch, by name.
+        head: The branch HEAD points to, when it says (it may name a branch that is missing).
+    """
+
+    heads: dict[str, str] = field(default_factory=dict)
+    head: str | None = None
+
+    @property
+    def empty(self) -> bool:
+        """Whether the repository has no branch at all (no commits)."""
+        return not self.heads
+
+
+def resolve_branch(
+    refs: RemoteRefs,
+    explicit: str | None = None,
+    gitlab_default: str | None = None,
+    *,
+    where: str = "the manifests repository",
+) -> str | None:
+    """The target branch, one way for every task.
+
+    In order: ``explicit`` (a flag or ``MANIFESTS_TARGET_BRANCH``; it must exist), GitLab's
+    default branch, the branch the remote HEAD names if it exists, the only branch, ``main``,
+    ``master``. None when the repository has no branch at all (no commits).
+
+    Raises:
+        GitError: ``explicit`` is missing, or none of the rules picks a branch; the message
+            lists the branches found.
+    """
+    found = ", ".join(sorted(refs.heads)) or "none"
+    if explicit:
+        if explicit in refs.heads:
+            return explicit
+        raise GitError(
+            f"{where} has no branch {explicit} (branches: {found})",
+            hint="push a first commit to it, or set MANIFESTS_TARGET_BRANCH to one of them",
+        )
+    if refs.empty:
+        return None
+    for candidate in (gitlab_default, refs.head):
+        if candidate and candidate in refs.heads:
+            return candidate
+    if len(refs.heads) == 1:
+        return next(iter(refs.heads))
+    for candidate in ("main", "master"):
+        if candidate in refs.heads:
+            return candidate
+    dangling = f"its HEAD names {refs.head}, which does not exist, and " if refs.head else ""
+    raise GitError(
+        f"cannot tell which branch of {where} is the target: {dangling}it has several "
+        f"branches: {found}",
+        hint="set MANIFESTS_TARGET_BRANCH (or --ref for diff) to one of them",
+    )
+
+
+_GIT_MODES = {"100644": "file", "100755": "file", "120000": "link"}
+
+
 class Repo:
     """A local repository that git commands run in.
 
     Args:
         path: The repository's directory.
         env: The environment for every git command (see :func:`git_environment`).
+        url: The ``origin`` remote, named in messages by its host.
+        timeout: Seconds any one network command (ls-remote, fetch, push) may take.
     """
 
-    def __init__(self, path: Path, env: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        path: Path,
+        env: Mapping[str, str],
+        url: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
         self.path = path
         self.env = dict(env)
+        self.url = url
+        self.timeout = timeout
+
+    @property
+    def host(self) -> str:
+        """The host ``origin`` reaches, for messages."""
+        return host_of(self.url) if self.url else "origin"
 
     def git(
         self,
@@ -231,12 +324,27 @@ class Repo:
         ok_codes: Iterable[int] = (0,),
         extra_env: Mapping[str, str] | None = None,
         what: str | None = None,
+        network: bool = False,
+        text: bool = True,
     ) -> Result:
         """Run ``git ARGS`` here.
 
+        Args:
+            args: git's arguments.
+            stdin: Fed to git's standard input.
+            ok_codes: Exit statuses that count as success.
+            extra_env: Added to the environment.
+            what: Names the command in messages.
+            network: It talks to ``origin``: bounded by :attr:`timeout`, and named with the host.
+            text: Decode the output (False: :attr:`Result.raw_stdout` only).
+
         Raises:
-            GitError: git failed; the message holds its redacted stderr, never the token.
+            GitError: git failed or timed out; the message holds its redacted stderr, never the
+                token, and for a network command the host.
         """
+        label = what or f"git {args[0]}"
+        if network:
+            label = f"{label} ({self.host})"
         return run(
             ["git", *args],
             env=self.env,
@@ -245,53 +353,65 @@ class Repo:
             cwd=self.path,
             ok_codes=tuple(ok_codes),
             error=GitError,
-            what=what or f"git {args[0]}",
+            what=label,
+            timeout=self.timeout if network else None,
+            text=text,
         )
 
     @classmethod
-    def init(cls, path: Path, url: str, env: Mapping[str, str]) -> Repo:
+    def init(
+        cls, path: Path, url: str, env: Mapping[str, str], timeout: float = DEFAULT_TIMEOUT
+    ) -> Repo:
         """A new, empty repository at ``path`` with ``url`` as its ``origin``."""
         path.mkdir(parents=True, exist_ok=True)
-        repo = cls(path, env)
+        repo = cls(path, env, url, timeout)
         repo.git("init", "--quiet")
         repo.git("remote", "add", "origin", url)
         return repo
 
-    def remote_heads(self, *branches: str) -> dict[str, str]:
-        """The commit each of ``branches`` points to on ``origin``; missing ones are left out.
+    def remote_refs(self) -> RemoteRefs:
+        """Every branch of ``origin`` and where its HEAD points, in one request.
 
         Raises:
-            GitError: The remote cannot be reached or refuses access.
+            GitError: The remote cannot be reached, refuses access, or times out.
         """
-        refs = [f"refs/heads/{b}" for b in branches]
         out = self.git(
-            "ls-remote", "origin", *refs, what="git ls-remote (reading the manifests repository)"
-        ).stdout
+            "ls-remote", "--symref", "origin", "HEAD", "refs/heads/*",
+            what="git ls-remote (reading the manifests repository)", network=True,
+        ).stdout  # fmt: skip
         heads: dict[str, str] = {}
+        head = None
         for line in out.splitlines():
-            sha, _, ref = line.partition("\t")
-            if ref.startswith("refs/heads/"):
-                heads[ref.removeprefix("refs/heads/")] = sha
-        return heads
+            first, _, ref = line.partition("\t")
+            if first.startswith("ref: ") and ref == "HEAD":
+                head = first.removeprefix("ref: refs/heads/")
+            elif ref.startswith("refs/heads/"):
+                heads[ref.removeprefix("refs/heads/")] = first
+        return RemoteRefs(heads, head)
 
-    def remote_default_branch(self) -> str | None:
-        """The branch ``origin``'s HEAD points to, if it says."""
-        out = self.git("ls-remote", "--symref", "origin", "HEAD").stdout
-        match = re.search(r"^ref: refs/heads/(\S+)\tHEAD$", out, re.MULTILINE)
-        return match.group(1) if match else None
+    def fetch(self, *branches: str, depth: int | None = 1) -> dict[str, str]:
+        """Fetch ``branches`` into ``refs/remotes/origin/*``, shallowly by default.
 
-    def fetch(self, *branches: str, depth: int | None = 1) -> None:
-        """Fetch ``branches`` into ``refs/remotes/origin/*``, shallowly by default."""
+        Returns:
+            The commit each branch was fetched at: what was read, even if a branch moved since
+            it was listed.
+
+        Raises:
+            GitError: The fetch failed or timed out (a branch deleted since it was listed too).
+        """
         specs = [f"+refs/heads/{b}:refs/remotes/origin/{b}" for b in branches]
-        args = ["fetch", "--quiet", "--no-tags"]
+        args = ["fetch", "--quiet", "--no-tags", "--no-write-fetch-head"]
         if depth:
             args.append(f"--depth={depth}")
-        self.git(*args, "origin", *specs, what="git fetch (reading the manifests repository)")
+        self.git(
+            *args, "origin", *specs,
+            what="git fetch (reading the manifests repository)", network=True,
+        )  # fmt: skip
+        return {b: self.rev_parse(f"refs/remotes/origin/{b}") for b in branches}
 
-    def show(self, rev: str, path: str) -> bytes | None:
-        """The content of ``path`` at ``rev``, or None when it is not there."""
-        result = self.git("cat-file", "blob", f"{rev}:{path}", ok_codes=(0, 128))
-        return result.stdout.encode() if result.returncode == 0 else None
+    def rev_parse(self, rev: str) -> str:
+        """The object id ``rev`` names."""
+        return self.git("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}").stdout.strip()
 
     def commit_parents(self, sha: str) -> list[str]:
         """The parents recorded in a commit object (shallow grafts ignored)."""
@@ -302,6 +422,52 @@ class Repo:
     def tree_of(self, rev: str) -> str:
         """The tree of a commit."""
         return self.git("rev-parse", f"{rev}^{{tree}}").stdout.strip()
+
+    def entry_mode(self, rev: str, path: str) -> str | None:
+        """The mode of ``path`` at ``rev`` (``040000`` a directory, ``120000`` a symbolic
+        link), or None when it is not there."""
+        out = self.git("ls-tree", "-z", "--full-tree", rev, "--", path).stdout
+        for entry in out.split("\0"):
+            if entry:
+                meta, name = entry.split("\t", 1)
+                if name == path:
+                    return meta.split()[0]
+        return None
+
+    def entries(self, rev: str, path: str = "") -> dict[str, tuple[str, str]]:
+        """Every non-directory entry under ``path`` at ``rev``: ``(kind, object id)`` by path
+        relative to ``path``; kind is ``file``, ``link`` or ``other`` (a submodule)."""
+        spec = f"{path}/" if path else "."
+        out = self.git("ls-tree", "-r", "-z", "--full-tree", rev, "--", spec).stdout
+        prefix = f"{path}/" if path else ""
+        found = {}
+        for entry in out.split("\0"):
+            if not entry:
+                continue
+            meta, name = entry.split("\t", 1)
+            mode, _kind, sha = meta.split()
+            found[name.removeprefix(prefix)] = (_GIT_MODES.get(mode, "other"), sha)
+        return found
+
+    def read_blobs(self, ids: Iterable[str]) -> Iterator[bytes]:
+        """The content of each blob, in order, read by one ``git cat-file --batch``."""
+        wanted = list(ids)
+        if not wanted:
+            return
+        raw = self.git(
+            "cat-file", "--batch", stdin="".join(f"{i}\n" for i in wanted), text=False
+        ).raw_stdout
+        view = memoryview(raw)
+        offset = 0
+        for sha in wanted:
+            end = raw.index(b"\n", offset)
+            header = raw[offset:end].split()
+            if len(header) != 3 or header[1] != b"blob":
+                raise GitError(f"git cat-file: {sha} is not a blob")
+            size = int(header[2])
+            start = end + 1
+            yield bytes(view[start : start + size])
+            offset = start + size + 1
 
     def hash_objects(self, sources: Mapping[str, Path | bytes]) -> dict[str, str]:
         """Store files (by path) or contents as blobs; their object ids, by the same keys."""
@@ -323,21 +489,6 @@ class Repo:
                 result = self.git("hash-object", "-w", "--no-filters", "--stdin", stdin=content)
                 ids[name] = result.stdout.strip()
         return {name: ids[name] for name in names}
-
-    def blobs(self, rev: str, path: str = "") -> dict[str, str]:
-        """Object ids of the files under ``path`` at ``rev``, by path relative to ``path``."""
-        spec = f"{path.rstrip('/')}/" if path else "."
-        out = self.git("ls-tree", "-r", "-z", "--full-tree", rev, "--", spec).stdout
-        prefix = f"{path.rstrip('/')}/" if path else ""
-        found = {}
-        for entry in out.split("\0"):
-            if not entry:
-                continue
-            meta, name = entry.split("\t", 1)
-            _mode, kind, sha = meta.split()
-            if kind == "blob":
-                found[name.removeprefix(prefix)] = sha
-        return found
 
     def build_tree(self, base: str | None, remove: Iterable[str], add: Mapping[str, str]) -> str:
         """Write a tree: ``base``'s tree, less ``remove``, plus ``add`` (path → blob id).
@@ -363,12 +514,6 @@ class Repo:
         finally:
             index.unlink(missing_ok=True)
 
-    def checkout_files(self, rev: str, paths: Iterable[str]) -> None:
-        """Write just ``paths`` of ``rev`` into the work tree (the rest stays unwritten)."""
-        listed = "".join(f"{p}\0" for p in paths)
-        if listed:
-            self.git("checkout", rev, "--pathspec-from-file=-", "--pathspec-file-nul", stdin=listed)
-
     def commit_tree(
         self, tree: str, parent: str | None, message: str, author: tuple[str, str]
     ) -> str:
@@ -392,17 +537,13 @@ class Repo:
             ``ok``, ``stale`` (the branch moved since it was read) or ``rejected``.
 
         Raises:
-            GitError: The push failed for another reason (network, authentication).
+            GitError: The push failed for another reason (network, authentication, timeout).
         """
         lease = f"--force-with-lease=refs/heads/{branch}:{expected or ''}"
         result = self.git(
-            "push",
-            "--porcelain",
-            lease,
-            "origin",
-            f"{commit}:refs/heads/{branch}",
-            ok_codes=(0, 1),
-        )
+            "push", "--porcelain", lease, "origin", f"{commit}:refs/heads/{branch}",
+            ok_codes=(0, 1), what=f"git push to {branch}", network=True,
+        )  # fmt: skip
         if result.returncode == 0:
             return PushResult("ok")
         text = f"{result.stdout}\n{result.stderr}"
@@ -417,19 +558,32 @@ class Repo:
                 if ln.startswith("remote:") and ln.removeprefix("remote:").strip()
             ]
             return PushResult("rejected", "\n".join(remote) or text.strip())
-        raise GitError(f"git push failed:\n{result.stderr.strip()}", returncode=result.returncode)
+        raise GitError(
+            f"git push to {branch} ({self.host}) failed:\n{redact(result.stderr.strip())}",
+            returncode=result.returncode,
+        )
 
     def delete_remote_branch(self, branch: str, *, expected: str) -> PushResult:
         """Delete ``branch`` on ``origin`` if it is still at ``expected``."""
         result = self.git(
-            "push",
-            "--porcelain",
-            f"--force-with-lease=refs/heads/{branch}:{expected}",
-            "origin",
-            f":refs/heads/{branch}",
-            ok_codes=(0, 1),
-        )
+            "push", "--porcelain", f"--force-with-lease=refs/heads/{branch}:{expected}",
+            "origin", f":refs/heads/{branch}",
+            ok_codes=(0, 1), what=f"git push deleting {branch}", network=True,
+        )  # fmt: skip
         return PushResult("ok" if result.returncode == 0 else "stale", result.stderr)
+
+
+@contextmanager
+def temporary_repo(
+    url: str, env: Mapping[str, str], timeout: float = DEFAULT_TIMEOUT
+) -> Iterator[Repo]:
+    """An empty repository with ``url`` as ``origin`` in a temporary directory, removed on exit.
+
+    Nothing is checked out from it, ever: trees are read with git's plumbing, so a symbolic link
+    committed to the remote never becomes a link on this machine.
+    """
+    with tempfile.TemporaryDirectory(prefix="gitopskit-repo-") as tmp:
+        yield Repo.init(Path(tmp) / "repo", url, env, timeout)
 
 
 def head_subject(directory: Path) -> tuple[str | None, str | None]:

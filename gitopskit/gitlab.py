@@ -6,9 +6,12 @@ can neither open merge requests in another project nor push there, so it is neve
 
 from __future__ import annotations
 
+import email.utils
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 import gitlab
 import gitlab.exceptions
@@ -23,43 +26,107 @@ from gitopskit.errors import (
 )
 from gitopskit.redact import add_secret, redact
 
-# 0.1 + 0.2 + 0.4 + 0.8 + 1.6 s of backoff (or what Retry-After asks), then a clear failure.
+#: Retries of a 429 or a transient 5xx answer: 0.1 + 0.2 + 0.4 + 0.8 + 1.6 s of backoff (or
+#: what Retry-After asks), then a clear failure.
 MAX_RETRIES = 5
-TIMEOUT_SECONDS = 30
+TIMEOUT_SECONDS = 60.0
 TOKEN_SCOPES = "api, write_repository"
+_TRANSIENT = frozenset({500, 502, 503, 504})
 
 
 class _Gitlab(gitlab.Gitlab):
-    """python-gitlab retries 10 times by default (about 100 s): bound it."""
+    """python-gitlab with every wait bounded.
+
+    python-gitlab retries 10 times by default, retries a request that timed out (a stalled
+    server then costs ten timeouts), and sleeps for whatever ``Retry-After`` asks. Here its own
+    retries are off and this loop retries a 429 or a 5xx at most :data:`MAX_RETRIES` times,
+    honouring ``Retry-After`` only while the waits fit in one network timeout (the
+    ``network_timeout`` budget of a single call). A timeout is never retried.
+    """
+
+    network_timeout: float = TIMEOUT_SECONDS
+    _retry_after: str | None = None
+
+    def _remember(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        self._retry_after = response.headers.get("Retry-After")
 
     def http_request(self, *args: Any, **kwargs: Any) -> requests.Response:
-        kwargs.setdefault("max_retries", MAX_RETRIES)
-        response: requests.Response = super().http_request(*args, **kwargs)
-        return response
+        kwargs["obey_rate_limit"] = False
+        kwargs["retry_transient_errors"] = False
+        waited = 0.0
+        for attempt in range(MAX_RETRIES + 1):
+            try:
+                response: requests.Response = super().http_request(*args, **kwargs)
+                return response
+            except gitlab.exceptions.GitlabHttpError as error:
+                code = error.response_code
+                if (code != 429 and code not in _TRANSIENT) or attempt == MAX_RETRIES:
+                    raise
+                wait = _retry_after_seconds(self._retry_after) if code == 429 else None
+                if wait is None:
+                    wait = 0.1 * 2**attempt
+                if waited + wait > self.network_timeout:
+                    raise GitLabError(
+                        f"GitLab answered {code} and asks to wait {wait:g}s, longer than "
+                        f"GITOPSKIT_NETWORK_TIMEOUT ({self.network_timeout:g}s) allows",
+                        response_code=code,
+                        hint="GitLab is rate limiting or overloaded: run again later",
+                    ) from None
+                waited += wait
+                time.sleep(wait)
+        raise AssertionError("unreachable")  # pragma: no cover
 
 
-def connect(url: str, token: str, *, ca_file: str | None = None) -> gitlab.Gitlab:
+def _retry_after_seconds(value: str | None) -> float | None:
+    """Seconds a ``Retry-After`` header asks for (delta-seconds or an HTTP date), or None."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def connect(
+    url: str, token: str, *, ca_file: str | None = None, timeout: float = TIMEOUT_SECONDS
+) -> gitlab.Gitlab:
     """A python-gitlab client for ``url`` authenticating with ``token``.
 
     Args:
         url: GitLab's base URL.
         token: A project access token or personal access token (never a job token).
         ca_file: A CA bundle for a self-managed GitLab with its own CA.
+        timeout: Seconds one request may wait for GitLab, and the budget of its retries
+            (``GITOPSKIT_NETWORK_TIMEOUT``).
 
     Raises:
-        ConfigError: The URL is not http(s).
+        ConfigError: The URL is not http(s) or carries credentials.
     """
     if not url.startswith(("https://", "http://")):
-        raise ConfigError(f"GITLAB_URL {url!r} is not an http(s) URL")
+        raise ConfigError(f"GITLAB_URL {redact(url)!r} is not an http(s) URL")
+    if urlsplit(url).password is not None:
+        raise ConfigError(
+            "GITLAB_URL has credentials in it",
+            hint="remove them; the token is read from MANIFESTS_TOKEN, GITLAB_TOKEN or "
+            "COMMENT_TOKEN only",
+        )
     add_secret(token)
-    return _Gitlab(
+    session = requests.Session()
+    client = _Gitlab(
         url.rstrip("/"),
         private_token=token,
         ssl_verify=ca_file or True,
-        timeout=TIMEOUT_SECONDS,
-        retry_transient_errors=True,
+        timeout=timeout,
+        session=session,
         per_page=100,
     )
+    client.network_timeout = timeout
+    session.hooks["response"].append(client._remember)
+    return client
 
 
 @contextmanager
@@ -110,8 +177,24 @@ def errors(
             f"TLS verification failed while trying to {action}: {redact(str(error))}",
             hint="for a self-managed GitLab with its own CA, set GITLAB_CA_FILE",
         ) from None
+    except requests.exceptions.Timeout as error:
+        raise GitLabError(
+            f"GitLab{_host_of(error)} did not answer in time (GITOPSKIT_NETWORK_TIMEOUT) while "
+            f"trying to {action}; nothing more was sent",
+            hint="check GITLAB_URL and the network, or raise GITOPSKIT_NETWORK_TIMEOUT",
+        ) from None
     except requests.exceptions.RequestException as error:
         raise GitLabError(
-            f"cannot reach GitLab to {action}: {redact(type(error).__name__)}",
+            f"cannot reach GitLab{_host_of(error)} to {action}: {redact(type(error).__name__)}",
             hint="check GITLAB_URL and the network",
         ) from None
+
+
+def _host_of(error: requests.exceptions.RequestException) -> str:
+    request = getattr(error, "request", None)
+    url = getattr(request, "url", None)
+    if not isinstance(url, str):
+        return ""
+    host = urlsplit(url).hostname or ""
+    port = urlsplit(url).port
+    return f" at {host}:{port}" if port else f" at {host}" if host else ""

@@ -1,38 +1,58 @@
 """``publish``: push the manifests to the manifests repository and keep one merge request.
 
-What the article's ``create-mr`` CI stage did with git, ``lab`` and shell, done so that it is
-safe to re-run: publish owns exactly the files listed in ``MANIFESTS_PATH/.gitopskit-files``
-(on the first publish, the top-level YAML files it adopts), rebuilds a stable publish branch from
-the target branch with one commit, pushes with a lease, and opens or updates the one merge
-request from that branch. Nothing differs: nothing is pushed, and a stale merge request is closed.
+What the hand-made pipeline's ``create-mr`` CI stage did with git, ``lab`` and shell, done so
+that it is safe to re-run: publish owns exactly the files listed in
+``MANIFESTS_PATH/.gitopskit-files`` (on the first publish, the top-level YAML files it adopts;
+see :func:`gitopskit.tree.ownership`), rebuilds a stable publish branch from the target branch
+with one commit, pushes with a lease, and opens or updates the one merge request from that
+branch. Nothing differs: nothing is pushed, and a stale merge request is closed.
+
+Without GitLab (``MANIFESTS_GIT_URL`` alone, a bare repository say) it pushes the branch, says
+how to review it, and ``--merge`` fast-forwards the target branch to it.
 """
 
 from __future__ import annotations
 
-import os
-import re
 import shutil
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from gitopskit import gitlab as gitlab_api
+from gitopskit._run import run as run_program
+from gitopskit.against import plain_http_warning, refuse_embedded_credentials
 from gitopskit.config import Settings
-from gitopskit.diff import (
-    INDEX_FILE,
-    DiffResult,
-    compare,
-    load_tree,
-    parse_index,
-    render_markdown,
-)
+from gitopskit.diff import DiffResult, compare, render_markdown
 from gitopskit.errors import ConfigError, GitError, GitLabError, ManifestError
-from gitopskit.git import Repo, git_environment, head_subject
-from gitopskit.manifests import count_kinds, describe, load_file, manifest_files
+from gitopskit.git import (
+    Repo,
+    display_url,
+    git_environment,
+    head_subject,
+    resolve_branch,
+    same_origin,
+)
+from gitopskit.tree import (
+    INDEX_FILE,
+    GitReader,
+    Kind,
+    Output,
+    Ownership,
+    Tree,
+    index_bytes,
+    join,
+    listing_text,
+    load,
+    load_output,
+    ownership,
+    read_index,
+    subdir_path,
+    unmanaged_notes,
+)
 from gitopskit.ui import Progress
 
 BOT_AUTHOR = ("gitopskit", "gitopskit@localhost")
@@ -55,9 +75,23 @@ SECRETS_HINT = (
 )
 
 
+GITLAB_ONLY_OPTIONS = ("--label", "--assignee", "--draft", "--auto-merge")
+
+
 @dataclass(frozen=True)
 class Source:
-    """Where the manifests come from: the source commit and pipeline, for commit and MR text."""
+    """Where the manifests come from: the source commit and pipeline, for commit and MR text.
+
+    Attributes:
+        title: The commit's subject.
+        sha: The source commit (``-dirty`` appended when chart sources have uncommitted
+            changes, outside CI).
+        project_path: The source project (GitLab CI).
+        project_url: Its web page (GitLab CI).
+        pipeline_url: The pipeline (GitLab CI).
+        slug: Names the publish branch (``CI_PROJECT_PATH_SLUG``, else ``local``).
+        author: The commit author: GitLab CI's user, else the local git identity, else a bot.
+    """
 
     title: str
     sha: str | None
@@ -65,16 +99,21 @@ class Source:
     project_url: str | None
     pipeline_url: str | None
     slug: str
+    author: tuple[str, str] = BOT_AUTHOR
 
     @classmethod
-    def detect(cls, environ: Mapping[str, str], project_dir: Path) -> Source:
+    def detect(
+        cls, environ: Mapping[str, str], project_dir: Path, outdir: Path | None = None
+    ) -> Source:
         """From GitLab CI's predefined variables, else the local repository's HEAD."""
         title = environ.get("CI_COMMIT_TITLE")
         sha = environ.get("CI_COMMIT_SHA")
+        in_ci = bool(environ.get("GITLAB_CI") or environ.get("CI_COMMIT_SHA"))
         if not title or not sha:
             local_title, local_sha = head_subject(project_dir)
             title = title or local_title
-            sha = sha or local_sha
+            if not sha and local_sha:
+                sha = local_sha + ("-dirty" if _dirty(project_dir, outdir) else "")
         return cls(
             title=title or "Update manifests",
             sha=sha,
@@ -82,13 +121,53 @@ class Source:
             project_url=environ.get("CI_PROJECT_URL"),
             pipeline_url=environ.get("CI_PIPELINE_URL"),
             slug=environ.get("CI_PROJECT_PATH_SLUG") or "local",
+            author=_ci_author(environ) if in_ci else _git_identity(project_dir),
         )
 
     def commit_url(self) -> str | None:
         """The source commit's page, when known."""
-        if self.project_url and self.sha:
+        if self.project_url and self.sha and not self.sha.endswith("-dirty"):
             return f"{self.project_url}/-/commit/{self.sha}"
         return None
+
+
+def _ci_author(environ: Mapping[str, str]) -> tuple[str, str]:
+    name = environ.get("GITLAB_USER_NAME")
+    email = environ.get("GITLAB_USER_EMAIL")
+    if name and email and "@" in email:
+        return name, email
+    return BOT_AUTHOR
+
+
+def _git(project_dir: Path, *args: str) -> str | None:
+    result = run_program(
+        ["git", *args], cwd=project_dir, ok_codes=range(256), env=git_environment(),
+        error=GitError,
+    )  # fmt: skip
+    return result.stdout if result.returncode == 0 else None
+
+
+def _git_identity(project_dir: Path) -> tuple[str, str]:
+    """The user's git identity (``user.name``, ``user.email``) where the charts are."""
+    name = (_git(project_dir, "config", "user.name") or "").strip()
+    email = (_git(project_dir, "config", "user.email") or "").strip()
+    if name and "@" in email:
+        return name, email
+    return BOT_AUTHOR
+
+
+def _dirty(project_dir: Path, outdir: Path | None) -> bool:
+    """Whether the chart sources have uncommitted changes (the output directory aside)."""
+    args = ["status", "--porcelain", "--untracked-files=normal", "--", "."]
+    if outdir is not None:
+        try:
+            rel = outdir.resolve().relative_to(project_dir.resolve()).as_posix()
+        except ValueError:
+            rel = ""
+        if rel and rel != ".":
+            args.append(f":(exclude){rel}")
+    status = _git(project_dir, *args)
+    return bool(status and status.strip())
 
 
 @dataclass
@@ -98,12 +177,19 @@ class Options:
     branch: str | None = None
     branch_per_commit: bool = False
     allow_plain_secrets: bool = False
+    allow_empty: bool = False
     adopt: bool = False
     dry_run: bool = False
+    merge: bool = False
     labels: list[str] = field(default_factory=list)
     assignee: str | None = None
     draft: bool = False
     auto_merge: bool = False
+
+    def gitlab_only(self) -> list[str]:
+        """The options given that only mean something with GitLab."""
+        given = (bool(self.labels), bool(self.assignee), self.draft, self.auto_merge)
+        return [name for name, on in zip(GITLAB_ONLY_OPTIONS, given, strict=True) if on]
 
 
 @dataclass
@@ -114,10 +200,13 @@ class Destination:
         git_url: Where git pushes (None: the GitLab project's ``http_url_to_repo``).
         gitlab_url: GitLab's base URL, when merge requests are opened.
         project: The manifests project's path, when merge requests are opened.
-        token: The token git and GitLab get.
-        target_branch: The branch merge requests target (None: default branch / remote HEAD).
+        token: The token: python-gitlab always gets it; git only on GitLab's own origin.
+        target_branch: The branch merge requests target (None: see
+            :func:`gitopskit.git.resolve_branch`).
         path: ``MANIFESTS_PATH``, the subdirectory publish writes into ('' for the root).
         ca_file: A CA bundle for a self-managed GitLab.
+        timeout: Seconds any one network operation may take.
+        warnings: Things to tell the user once (a token over plain HTTP).
     """
 
     git_url: str | None
@@ -127,11 +216,23 @@ class Destination:
     target_branch: str | None
     path: str
     ca_file: str | None
+    timeout: float = 60.0
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def uses_gitlab(self) -> bool:
         """Whether a merge request is opened (else: push only, the local mode)."""
         return bool(self.gitlab_url and self.project)
+
+    def git_env(self, url: str) -> dict[str, str]:
+        """git's environment for ``url``: the token only when it is GitLab's own origin."""
+        own = same_origin(url, self.gitlab_url)
+        return git_environment(
+            url,
+            self.token if own else None,
+            ca_file=self.ca_file if own else None,
+            timeout=self.timeout,
+        )
 
 
 @dataclass
@@ -144,10 +245,12 @@ class PublishResult:
         target_branch: The branch it targets.
         diff: What changes, resource by resource.
         description: The merge request's description.
-        pushed: Whether a commit was pushed.
+        pushed: Whether a commit was pushed to the publish branch.
         commit: The publish branch's commit (pushed or already there).
+        merged: Whether ``--merge`` fast-forwarded the target branch (local mode).
         merge_request_url: The merge request opened or updated (None in local mode).
         closed_merge_request_url: A stale merge request this run closed.
+        git_url: Where it published (no credentials), for the review hint.
         plan: What a dry run would do, one line each.
     """
 
@@ -158,22 +261,31 @@ class PublishResult:
     description: str = ""
     pushed: bool = False
     commit: str | None = None
+    merged: bool = False
     merge_request_url: str | None = None
     closed_merge_request_url: str | None = None
+    git_url: str = ""
     plan: list[str] = field(default_factory=list)
 
 
-def resolve_destination(settings: Settings, environ: Mapping[str, str]) -> Destination:
+def resolve_destination(
+    settings: Settings, environ: Mapping[str, str], options: Options | None = None
+) -> Destination:
     """Where to publish, from the settings, before any work is done.
 
     Raises:
-        ConfigError: Nothing is configured, GitLab is half configured, or the only token is
-            CI_JOB_TOKEN.
+        ConfigError: Nothing is configured, GitLab is half configured, the only token is
+            CI_JOB_TOKEN, a URL carries credentials, or a GitLab-only option is given without
+            GitLab (``--merge`` with it).
     """
     gitlab_url = settings.get("GITLAB_URL")
     project = settings.get("MANIFESTS_PROJECT")
     git_url = settings.get("MANIFESTS_GIT_URL")
     token = settings.token("MANIFESTS_TOKEN")
+    if gitlab_url:
+        refuse_embedded_credentials(gitlab_url, "GITLAB_URL")
+    if git_url:
+        refuse_embedded_credentials(git_url, "MANIFESTS_GIT_URL")
     if project and not gitlab_url:
         raise ConfigError(
             "MANIFESTS_PROJECT is set but GITLAB_URL is not",
@@ -189,23 +301,42 @@ def resolve_destination(settings: Settings, environ: Mapping[str, str]) -> Desti
         if environ.get("CI_JOB_TOKEN"):
             raise ConfigError(JOB_TOKEN_MESSAGE, hint=TOKEN_HINT)
         raise ConfigError("MANIFESTS_TOKEN is not set", hint=TOKEN_HINT)
-    path = (settings.get("MANIFESTS_PATH") or "").strip("/")
-    if path and (PurePosixPath(path).is_absolute() or ".." in PurePosixPath(path).parts):
-        raise ConfigError(f"MANIFESTS_PATH {path!r} must be a path inside the repository")
+    if options is not None:
+        _check_mode(options, bool(project))
+    path = subdir_path(settings.get("MANIFESTS_PATH") or "")
+    reaches_gitlab = bool(project) or bool(git_url and same_origin(git_url, gitlab_url))
     return Destination(
         git_url=git_url,
         gitlab_url=gitlab_url if project else None,
         project=project,
-        token=token,
+        token=token if reaches_gitlab else None,
         target_branch=settings.get("MANIFESTS_TARGET_BRANCH"),
-        path="" if path in ("", ".") else path,
+        path=path,
         ca_file=settings.get("GITLAB_CA_FILE"),
+        timeout=settings.seconds("NETWORK_TIMEOUT"),
+        warnings=plain_http_warning(gitlab_url) if reaches_gitlab and token else [],
     )
+
+
+def _check_mode(options: Options, gitlab: bool) -> None:
+    if not gitlab and options.gitlab_only():
+        raise ConfigError(
+            f"{', '.join(options.gitlab_only())}: merge-request options, but no GitLab project "
+            "is configured (the local mode pushes a branch only)",
+            hint="drop them, or set GITLAB_URL and MANIFESTS_PROJECT to publish through a merge "
+            "request",
+        )
+    if gitlab and options.merge:
+        raise ConfigError(
+            "--merge is for the local mode: with GitLab, the merge request is merged in GitLab",
+            hint="merge it there after review, or pass --auto-merge to merge it when its "
+            "pipeline succeeds",
+        )
 
 
 def publish_branch(options: Options, settings: Settings, source: Source) -> str:
     """The publish branch: flag, setting, else ``gitopskit/<project slug>`` (per commit:
-    ``gitopskit/<slug>-<short sha>``, the article's naming)."""
+    ``gitopskit/<slug>-<short sha>``, as the hand-made pipeline named them)."""
     configured = settings.get("MANIFESTS_BRANCH", options.branch)
     if configured:
         return configured
@@ -213,41 +344,6 @@ def publish_branch(options: Options, settings: Settings, source: Source) -> str:
         short = (settings.environ.get("CI_COMMIT_SHORT_SHA") or (source.sha or "")[:8]) or "head"
         return f"gitopskit/{source.slug}-{short}"
     return f"gitopskit/{source.slug}"
-
-
-def plain_secrets(outdir: Path, files: list[str]) -> list[str]:
-    """Secrets carrying ``data`` or ``stringData`` in the output, as ``namespace/name (file)``.
-
-    Only files with a top-level ``kind: Secret`` line are parsed (a top-level key starts at
-    column 0, where no nested line can): thousands of manifests cost a scan, not a parse.
-    """
-    found = []
-    for name in files:
-        if not count_kinds([outdir / name]).get("Secret"):
-            continue
-        for doc in load_file(outdir / name, name):
-            data = doc.data
-            if (
-                doc.is_object
-                and data["kind"] == "Secret"
-                and data["apiVersion"] == "v1"
-                and (data.get("data") or data.get("stringData"))
-            ):
-                found.append(f"{describe(data).split(' ', 2)[2]} ({name})")
-    return found
-
-
-def index_text(files: list[str]) -> bytes:
-    """The ownership index: a header, then one path per line, sorted."""
-    header = (
-        "# Files owned by `invoke publish` (gitopskit), relative to this directory.\n"
-        "# Publish rewrites or removes exactly these; every other file here is left alone.\n"
-    )
-    return (header + "".join(f"{f}\n" for f in sorted(files))).encode()
-
-
-def _join(path: str, name: str) -> str:
-    return f"{path}/{name}" if path else name
 
 
 @contextmanager
@@ -259,6 +355,24 @@ def _workdir() -> Iterator[Path]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
+def _parents(path: str) -> list[str]:
+    """``a``, ``a/b`` for ``a/b/c.yaml``: the directories a file needs."""
+    parts = path.split("/")[:-1]
+    return ["/".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+@dataclass
+class _Target:
+    """The target and publish branches as read in one attempt."""
+
+    name: str
+    sha: str | None
+    branch_sha: str | None
+    reader: GitReader | None
+    owned: Ownership
+    listing: Mapping[str, Kind]
+
+
 class Publisher:
     """One publish run.
 
@@ -268,7 +382,6 @@ class Publisher:
         source: The source commit and pipeline.
         branch: The publish branch.
         progress: Where progress lines go.
-        environ: GitLab CI's variables (the author); ``os.environ`` by default.
     """
 
     def __init__(
@@ -278,9 +391,7 @@ class Publisher:
         source: Source,
         branch: str,
         progress: Progress,
-        environ: Mapping[str, str] | None = None,
     ) -> None:
-        self.environ = os.environ if environ is None else environ
         self.destination = destination
         self.options = options
         self.source = source
@@ -297,29 +408,49 @@ class Publisher:
             GitError, GitLabError: git or GitLab failed; no branch or merge request is left
                 half made.
         """
-        files = [p.relative_to(outdir).as_posix() for p in manifest_files(outdir)]
-        if not files:
+        for warning in self.destination.warnings:
+            self.ui.warn(warning)
+        if not outdir.is_dir():
             raise ManifestError(
-                f"{outdir} holds no manifests", hint="run `invoke synth` first, or drop --no-synth"
+                f"{outdir} does not exist", hint="run `invoke synth` first, or drop --no-synth"
             )
-        secrets = plain_secrets(outdir, files)
-        if secrets and not self.options.allow_plain_secrets:
-            raise ManifestError(
-                "refusing to publish plain Secrets: " + ", ".join(secrets), hint=SECRETS_HINT
-            )
+        output = load_output(outdir)
+        self._check_output(outdir, output)
         if self.destination.uses_gitlab:
             self._connect()
         for attempt in range(1, MAX_ATTEMPTS + 1):
             with _workdir() as work:
-                result = self._attempt(outdir, files, work)
+                result = self._attempt(output, work)
             if result is not None:
                 return result
-            self.ui.step("retry", f"{self.branch} moved while publishing; again ({attempt + 1})")
-            time.sleep(0.2 * attempt)
+            if attempt < MAX_ATTEMPTS:
+                self.ui.step(
+                    "retry",
+                    f"a branch moved while publishing: attempt {attempt + 1} of {MAX_ATTEMPTS}",
+                )
+                time.sleep(0.2 * attempt)
         raise GitError(
-            f"the publish branch {self.branch} kept moving ({MAX_ATTEMPTS} attempts)",
-            hint="another publish is running; retry when it is done",
+            f"the branches kept moving while publishing ({MAX_ATTEMPTS} attempts); nothing was "
+            "left half made",
+            hint="another publish is running; run publish again when it is done",
         )
+
+    def _check_output(self, outdir: Path, output: Output) -> None:
+        if output.links:
+            raise ManifestError(
+                f"{outdir} holds symbolic links: {listing_text(output.links)}",
+                hint="publish copies regular files only and never follows a link; make the app "
+                "write files",
+            )
+        if not output.tree.files:
+            raise ManifestError(
+                f"{outdir} holds no manifests", hint="run `invoke synth` first, or drop --no-synth"
+            )
+        secrets = output.tree.plain_secrets
+        if secrets and not self.options.allow_plain_secrets:
+            raise ManifestError(
+                "refusing to publish plain Secrets: " + ", ".join(secrets), hint=SECRETS_HINT
+            )
 
     # --- GitLab -------------------------------------------------------------------------------
 
@@ -327,7 +458,10 @@ class Publisher:
         destination = self.destination
         assert destination.gitlab_url and destination.project and destination.token
         self.gl = gitlab_api.connect(
-            destination.gitlab_url, destination.token, ca_file=destination.ca_file
+            destination.gitlab_url,
+            destination.token,
+            ca_file=destination.ca_file,
+            timeout=destination.timeout,
         )
         with gitlab_api.errors(f"read the project {destination.project}"):
             self.project = self.gl.projects.get(destination.project)
@@ -342,76 +476,111 @@ class Publisher:
 
     # --- one attempt: read, compare, write ----------------------------------------------------
 
-    def _attempt(self, outdir: Path, files: list[str], work: Path) -> PublishResult | None:
+    def _read_target(self, repo: Repo) -> _Target | None:
+        """Resolve and fetch the target and publish branches; None when one moved meanwhile."""
+        destination = self.destination
+        refs = repo.remote_refs()
+        if refs.empty:
+            if self.project is not None:
+                raise GitError(
+                    f"the manifests project {destination.project} has no commits: a merge "
+                    "request needs a branch to target",
+                    hint="push a first commit (a README) to it",
+                )
+            target = destination.target_branch or "main"
+            self.ui.note(f"{display_url(repo.url or '')} has no commits yet: {target} will be new")
+        else:
+            target = resolve_branch(
+                refs,
+                destination.target_branch,
+                self.project.default_branch if self.project is not None else None,
+                where=display_url(repo.url or "the manifests repository"),
+            ) or ""
+        if self.branch == target:
+            raise ConfigError(f"the publish branch and the target branch are both {target}")
+        wanted = [b for b in (target, self.branch) if b in refs.heads]
+        try:
+            fetched = repo.fetch(*wanted) if wanted else {}
+        except GitError as error:
+            if "couldn't find remote ref" in error.message:
+                return None  # deleted since it was listed
+            raise
+        target_sha, branch_sha = fetched.get(target), fetched.get(self.branch)
+        self.ui.step(
+            "fetch",
+            (f"{target} at {target_sha[:8]}" if target_sha else f"{target} (new)")
+            + (f", {self.branch} at {branch_sha[:8]}" if branch_sha else ""),
+        )
+        reader = (
+            GitReader(repo, target_sha, destination.path, label=target) if target_sha else None
+        )
+        listing = reader.listing if reader is not None else {}
+        index = read_index(reader) if reader is not None else None
+        label = join(target, destination.path) if destination.path else target
+        owned = ownership(listing, index, label)
+        return _Target(target, target_sha, branch_sha, reader, owned, listing)
+
+    def _attempt(self, output: Output, work: Path) -> PublishResult | None:
         destination = self.destination
         git_url = destination.git_url or (self.project.http_url_to_repo if self.project else None)
         assert git_url is not None
-        env = git_environment(git_url, destination.token, ca_file=destination.ca_file)
-        repo = Repo.init(work, git_url, env)
-        target = (
-            destination.target_branch
-            or (self.project.default_branch if self.project else None)
-            or repo.remote_default_branch()
-        )
-        if not target:
-            raise GitError(
-                "the manifests repository has no default branch (is it empty?)",
-                hint="push a first commit (a README) to it, or set MANIFESTS_TARGET_BRANCH",
+        repo = Repo.init(work, git_url, destination.git_env(git_url), destination.timeout)
+        target = self._read_target(repo)
+        if target is None:
+            return None
+        files = output.tree.files
+        owned = target.owned
+        for note in owned.notes:
+            self.ui.note(note)
+        if owned.adopted:
+            self.ui.note(
+                f"first publish: adopting {len(owned.adopted)} top-level YAML "
+                f"file{'s' if len(owned.adopted) != 1 else ''}: {', '.join(owned.adopted)}"
             )
-        heads = repo.remote_heads(target, self.branch)
-        if target not in heads:
-            raise GitError(
-                f"the manifests repository has no branch {target}",
-                hint="push a first commit to it, or set MANIFESTS_TARGET_BRANCH",
-            )
-        if self.branch == target:
-            raise ConfigError(f"the publish branch and the target branch are both {target}")
-        target_sha, branch_sha = heads[target], heads.get(self.branch)
-        repo.fetch(*([target, self.branch] if branch_sha else [target]))
-        self.ui.step(
-            "fetch",
-            f"{target} at {target_sha[:8]}"
-            + (f", {self.branch} at {branch_sha[:8]}" if branch_sha else ""),
-        )
-
-        old_blobs = repo.blobs(target_sha, destination.path)
-        owned = self._owned_files(repo, target_sha, old_blobs)
-        self._check_conflicts(files, owned, old_blobs)
+        self._check_conflicts(files, owned, target.listing)
         path = destination.path
         new_blobs = repo.hash_objects(
-            {**{f: outdir / f for f in files}, INDEX_FILE: index_text(files)}
+            {**{f: output.reader.base / f for f in files}, INDEX_FILE: index_bytes(files)}
         )
+        remove = [*owned.files, *owned.links]
+        if target.listing.get(INDEX_FILE) is Kind.FILE:
+            remove.append(INDEX_FILE)
         new_tree = repo.build_tree(
-            target_sha,
-            remove=[_join(path, f) for f in [*owned, INDEX_FILE]],
-            add={_join(path, f): sha for f, sha in new_blobs.items()},
+            target.sha,
+            remove=[join(path, f) for f in remove],
+            add={join(path, f): sha for f, sha in new_blobs.items()},
         )
-        if new_tree == repo.tree_of(target_sha):
-            up_to_date = PublishResult("up-to-date", self.branch, target)
-            return self._up_to_date(repo, up_to_date, target, branch_sha)
+        result = PublishResult(
+            "published", self.branch, target.name, git_url=display_url(git_url)
+        )
+        if target.sha is not None and new_tree == repo.tree_of(target.sha):
+            return self._up_to_date(repo, result, target)
 
-        diff = self._diff(repo, target, target_sha, outdir, owned, old_blobs, new_blobs)
+        diff = self._diff(target, output, new_blobs)
         for note in diff.notes:
-            self.ui.note(note)
+            if note not in owned.notes:
+                self.ui.note(note)
         self.ui.step("compare", diff.summary_line())
-        result = PublishResult("published", self.branch, target, diff=diff)
-        result.description = self._description(diff)
-        same_tree_on_target = (
-            branch_sha is not None
-            and repo.commit_parents(branch_sha) == [target_sha]
-            and repo.tree_of(branch_sha) == new_tree
+        self._check_empty(output.tree, diff)
+        result.diff = diff
+        result.description = self._description(diff, owned, target)
+        same_tree_on_branch = (
+            target.branch_sha is not None
+            and repo.commit_parents(target.branch_sha) == ([target.sha] if target.sha else [])
+            and repo.tree_of(target.branch_sha) == new_tree
         )
-        if same_tree_on_target:
-            result.commit = branch_sha
-            self.ui.step("push", f"{self.branch} already holds these manifests on {target}")
+        if same_tree_on_branch:
+            result.commit = target.branch_sha
+            self.ui.step("push", f"{self.branch} already holds these manifests on {target.name}")
         elif self.options.dry_run:
+            replacing = f"replacing {target.branch_sha[:8]}" if target.branch_sha else "new branch"
             result.plan.append(
-                f"push one commit to {self.branch} ({len(files)} files, "
-                f"{'replacing ' + branch_sha[:8] if branch_sha else 'new branch'}) on {target}"
+                f"push one commit to {self.branch} ({len(files)} files, {replacing}) on "
+                f"{target.name}"
             )
         else:
-            commit = repo.commit_tree(new_tree, target_sha, self._message(), self._author())
-            pushed = repo.push(commit, self.branch, expected=branch_sha)
+            commit = repo.commit_tree(new_tree, target.sha, self._message(), self.source.author)
+            pushed = repo.push(commit, self.branch, expected=target.branch_sha)
             if pushed.status == "stale":
                 return None
             if pushed.status == "rejected":
@@ -424,55 +593,56 @@ class Publisher:
             result.commit, result.pushed = commit, True
             self.ui.step("push", f"{self.branch} at {commit[:8]} ({len(files)} files)")
         if self.project is not None:
-            self._merge_request(result, target)
+            self._merge_request(result, target.name)
+        elif self.options.merge and not self._merge(repo, result, target):
+            return None
         if self.options.dry_run:
             result.status = "dry-run"
         return result
 
-    def _owned_files(self, repo: Repo, target_sha: str, present: dict[str, str]) -> list[str]:
-        path = self.destination.path
-        index = repo.show(target_sha, _join(path, INDEX_FILE))
-        if index is not None:
-            return parse_index(index.decode("utf-8", "replace"), INDEX_FILE)
-        # First publish: adopt the top-level YAML, as the article's `git rm ./*.yaml` did. Like
-        # that shell glob, it skips dotfiles, so .gitlab-ci.yml is never taken.
-        adopted = sorted(
-            name
-            for name in present
-            if "/" not in name and name.endswith((".yaml", ".yml")) and not name.startswith(".")
-        )
-        if adopted:
-            self.ui.note(f"first publish: adopting {len(adopted)} top-level YAML files")
-        return adopted
+    def _merge(self, repo: Repo, result: PublishResult, target: _Target) -> bool:
+        """``--merge`` (local mode): fast-forward the target branch to the publish branch when
+        nobody moved it, then delete the publish branch. False when a branch moved meanwhile."""
+        if self.options.dry_run:
+            result.plan.append(f"fast-forward {target.name} to {self.branch}, then delete it")
+            return True
+        assert result.commit is not None
+        moved = repo.push(result.commit, target.name, expected=target.sha)
+        if moved.status == "stale":
+            return False
+        if moved.status == "rejected":
+            raise GitError(f"the manifests repository refused the push to {target.name}:\n"
+                           f"{moved.message}")  # fmt: skip
+        result.merged = True
+        self.ui.step("merge", f"{target.name} fast-forwarded to {result.commit[:8]}")
+        if repo.delete_remote_branch(self.branch, expected=result.commit).status == "ok":
+            self.ui.step("delete", f"branch {self.branch}")
+        return True
 
-    def _diff(
-        self,
-        repo: Repo,
-        target: str,
-        target_sha: str,
-        outdir: Path,
-        owned: list[str],
-        old_blobs: dict[str, str],
-        new_blobs: dict[str, str],
-    ) -> DiffResult:
-        """The diff engine on the owned files, parsing only the files whose bytes differ: a
-        file identical on both sides holds the same objects, unchanged and unmoved."""
-        path = self.destination.path
-        owned_there = [f for f in owned if f in old_blobs]
-        same = {f for f in owned_there if old_blobs[f] == new_blobs.get(f)}
-        old_files = [f for f in owned_there if f not in same]
-        new_files = [f for f in new_blobs if f != INDEX_FILE and f not in same]
-        repo.checkout_files(target_sha, [_join(path, f) for f in old_files])
-        work = repo.path
-        diff = compare(
-            load_tree(work, files=old_files, subdir=path, label=target),
-            load_tree(outdir, files=new_files, label=outdir.name),
+    def _check_conflicts(
+        self, files: list[str], owned: Ownership, listing: Mapping[str, Kind]
+    ) -> None:
+        """Refuse to write over what publish does not own: a file, a link, or a directory."""
+        mine = set(owned.files) | set(owned.links)
+        taken = sorted(f for f in files if f in listing and f not in mine)
+        directories = sorted(
+            f for f in files if any(name.startswith(f + "/") for name in listing)
         )
-        diff.summary["unchanged"] += sum(count_kinds(outdir / f for f in same).values())
-        return diff
-
-    def _check_conflicts(self, files: list[str], owned: list[str], present: dict[str, str]) -> None:
-        taken = sorted(set(files) & set(present) - set(owned))
+        in_the_way = sorted(
+            {
+                prefix
+                for f in files
+                for prefix in _parents(f)
+                if prefix in listing and prefix not in mine
+            }
+        )
+        if directories or in_the_way:
+            what = [f"{f} is a directory there" for f in directories]
+            what += [f"{p} is a file there, not a directory" for p in in_the_way]
+            raise ManifestError(
+                "synthesized files collide with the manifests repository: " + "; ".join(what),
+                hint="rename the charts; publish never replaces a directory or what is in it",
+            )
         if taken and not self.options.adopt:
             raise ManifestError(
                 "these files exist in the manifests repository and publish does not own them: "
@@ -480,38 +650,81 @@ class Publisher:
                 hint="rename the charts, or pass --adopt to let publish take them over",
             )
         if taken:
+            special = [f"{f} is a {listing[f].value}" for f in taken if listing[f] is not Kind.FILE]
+            if special:
+                raise ManifestError("--adopt takes over regular files only: " + ", ".join(special))
+            owned.files += taken
             self.ui.note(f"adopting {', '.join(taken)}")
 
-    def _up_to_date(
-        self, repo: Repo, result: PublishResult, target: str, branch_sha: str | None
-    ) -> PublishResult:
+    def _diff(self, target: _Target, output: Output, new_blobs: Mapping[str, str]) -> DiffResult:
+        """The diff engine on the owned files, parsing only the owned files whose bytes differ:
+        a file identical on both sides holds the same objects, unchanged and unmoved. An owned
+        file that is not valid YAML is replaced, with a note."""
+        label = target.name
+        old = Tree(join(label, self.destination.path) if self.destination.path else label)
+        owned = target.owned
+        blobs = target.reader.blobs if target.reader is not None else {}
+        same = {f for f in owned.files if blobs.get(f) == new_blobs.get(f)}
+        old.notes += unmanaged_notes(target.listing, owned, old.label)
+        if target.reader is not None:
+            load(
+                target.reader,
+                [f for f in owned.files if f not in same],
+                tolerate_broken=True,
+                tree=old,
+            )
+        new = output.tree
+        changed_part = Tree(
+            new.label,
+            {i: r for i, r in new.resources.items() if r.file not in same},
+            notes=list(new.notes),
+        )
+        unchanged = new.object_count - len(changed_part.resources)
+        result = compare(old, changed_part, unchanged=unchanged)
+        result.broken = list(old.broken)
+        return result
+
+    def _check_empty(self, new: Tree, diff: DiffResult) -> None:
+        removed = diff.summary["removed"]
+        if new.object_count == 0 and removed and not self.options.allow_empty:
+            raise ManifestError(
+                f"the output holds no objects: publishing it would remove all {removed} "
+                f"object{'s' if removed != 1 else ''} gitopskit owns in the manifests repository, "
+                "and Flux would delete them from the cluster",
+                hint="check that the charts still import and synthesize; if the removal is "
+                "meant, pass --allow-empty",
+            )
+
+    def _up_to_date(self, repo: Repo, result: PublishResult, target: _Target) -> PublishResult:
         result.status = "dry-run" if self.options.dry_run else "up-to-date"
-        stale = self._open_merge_requests(target) if self.project is not None else []
+        stale = self._open_merge_requests(target.name) if self.project is not None else []
         for mr in stale:
             if self.options.dry_run:
                 result.plan.append(f"close merge request !{mr.iid} ({mr.web_url})")
                 continue
             with gitlab_api.errors(f"close the stale merge request !{mr.iid}"):
                 mr.notes.create(
-                    {"body": f"The manifests already match `{target}`: closing. {MARKER}"}
+                    {"body": f"The manifests already match `{target.name}`: closing. {MARKER}"}
                 )
                 mr.state_event = "close"
                 mr.save()
             result.closed_merge_request_url = mr.web_url
-            self.ui.step("close", f"merge request !{mr.iid}: the manifests already match {target}")
-        if branch_sha:
+            self.ui.step(
+                "close", f"merge request !{mr.iid}: the manifests already match {target.name}"
+            )
+        if target.branch_sha:
             if self.options.dry_run:
                 result.plan.append(f"delete the branch {self.branch}")
-            elif repo.delete_remote_branch(self.branch, expected=branch_sha).status == "ok":
+            elif repo.delete_remote_branch(self.branch, expected=target.branch_sha).status == "ok":
                 self.ui.step("delete", f"branch {self.branch}")
         return result
 
-    def _description(self, diff: DiffResult) -> str:
+    def _description(self, diff: DiffResult, owned: Ownership, target: _Target) -> str:
         footer = ["", "---", ""]
         links = []
         commit_url = self.source.commit_url()
         if self.source.sha:
-            short = self.source.sha[:8]
+            short = self.source.sha[:8] + ("-dirty" if self.source.sha.endswith("-dirty") else "")
             links.append(f"source commit [{short}]({commit_url})" if commit_url else short)
         if self.source.pipeline_url:
             links.append(f"[pipeline]({self.source.pipeline_url})")
@@ -524,6 +737,20 @@ class Publisher:
         head = ""
         if resource_changes == 0:
             head = "**No resource changes**: only formatting or file names differ.\n\n"
+        notes = []
+        if owned.adopted:
+            notes.append(
+                f"First publish: gitopskit adopts {len(owned.adopted)} top-level YAML "
+                f"file{'s' if len(owned.adopted) != 1 else ''} of `{target.name}` and owns "
+                "them from now on: " + ", ".join(f"`{f}`" for f in owned.adopted) + "."
+            )
+        for broken in diff.broken:
+            notes.append(
+                f"`{broken}` on `{target.name}` is not valid YAML: it could not be compared "
+                "and is replaced."
+            )
+        if notes:
+            head += "".join(f"> **Note**: {n}\n>\n" for n in notes).rstrip(">\n") + "\n\n"
         limit = GITLAB_DESCRIPTION_LIMIT - len(head) - len(tail)
         return head + render_markdown(diff, limit=limit) + tail
 
@@ -536,14 +763,6 @@ class Publisher:
         if self.source.pipeline_url:
             lines.append(f"Pipeline: {self.source.pipeline_url}")
         return "\n".join(lines).rstrip() + "\n"
-
-    def _author(self) -> tuple[str, str]:
-        name = self.environ.get("GITLAB_USER_NAME")
-        email = self.environ.get("GITLAB_USER_EMAIL")
-        if name and email and "@" in email:
-            return name, email
-        return BOT_AUTHOR
-
     def _merge_request(self, result: PublishResult, target: str) -> None:
         title = ("Draft: " if self.options.draft else "") + self.source.title
         wanted: dict[str, Any] = {"title": title, "description": result.description}
@@ -614,24 +833,36 @@ class Publisher:
 
     def _user_id(self, username: str) -> int:
         with gitlab_api.errors(f"look up the user {username}"):
-            users = self.gl.users.list(username=re.sub(r"^@", "", username))
+            users = self.gl.users.list(username=username.removeprefix("@"))
         if not users:
             raise ConfigError(f"no GitLab user {username!r} to assign the merge request to")
         return int(users[0].id)
 
 
 def prepare(
-    project_dir: Path, settings: Settings, options: Options, progress: Progress
+    project_dir: Path,
+    settings: Settings,
+    options: Options,
+    progress: Progress,
+    outdir: Path | None = None,
 ) -> Publisher:
     """A publisher for this project, its settings checked before any work (no network yet).
 
+    Args:
+        project_dir: Where the charts are (the source commit is read there).
+        settings: This run's settings.
+        options: The user's flags.
+        progress: Where progress lines go.
+        outdir: The output directory, left out of the "uncommitted changes" check.
+
     Raises:
-        ConfigError: Nothing or half of GitLab is configured, or the only token is CI_JOB_TOKEN.
+        ConfigError: Nothing or half of GitLab is configured, the only token is CI_JOB_TOKEN,
+            or an option does not fit the mode (GitLab or local).
     """
-    destination = resolve_destination(settings, settings.environ)
-    source = Source.detect(settings.environ, project_dir)
+    destination = resolve_destination(settings, settings.environ, options)
+    source = Source.detect(settings.environ, project_dir, outdir)
     branch = publish_branch(options, settings, source)
-    return Publisher(destination, options, source, branch, progress, settings.environ)
+    return Publisher(destination, options, source, branch, progress)
 
 
 def publish(
@@ -642,4 +873,4 @@ def publish(
     Raises:
         GitopskitError: Any expected failure, with nothing left half made.
     """
-    return prepare(project_dir, settings, options, progress).run(outdir)
+    return prepare(project_dir, settings, options, progress, outdir).run(outdir)

@@ -15,7 +15,8 @@ import pytest
 from gitopskit import comment
 from gitopskit.comment import MARKER, CommentResult, comment_diff, merge_request_from_env
 from gitopskit.config import Settings
-from gitopskit.diff import DiffResult, Identity, ResourceChange
+from gitopskit.diff import DiffResult, ResourceChange
+from gitopskit.tree import Identity
 from gitopskit.ui import Progress
 from tests.fakes.gitlab import DEVELOPER, FakeGitLab, FakeProject
 

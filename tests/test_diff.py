@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from gitopskit import diff
+from gitopskit import diff, tree
+from gitopskit.against import resolve_against
 from gitopskit.config import Settings
-from gitopskit.diff import Identity
 from gitopskit.errors import ConfigError, ManifestError
+from gitopskit.tree import DirectoryReader, Identity, load_output, load_owned
 
 DEPLOYMENT = """\
 apiVersion: apps/v1
@@ -40,10 +41,17 @@ def write(root: Path, files: dict[str, str]) -> Path:
     return root
 
 
+def manifests_tree(root: Path, subdir: str = "", label: str = "repo") -> tree.Tree:
+    """The files gitopskit owns in a manifests directory, as diff reads them."""
+    return load_owned(DirectoryReader(root, subdir, label=label))[0]
+
+
 def run(tmp_path: Path, old: dict[str, str], new: dict[str, str]) -> diff.DiffResult:
-    old_tree = diff.load_tree(write(tmp_path / "old", old), label="old")
-    new_tree = diff.load_tree(write(tmp_path / "new", new), label="new")
-    return diff.compare(old_tree, new_tree)
+    index = "".join(f"{name}\n" for name in old).encode()
+    old_root = write(tmp_path / "old", old)
+    (old_root / tree.INDEX_FILE).write_bytes(index)
+    new_tree = load_output(write(tmp_path / "new", new), label="new").tree
+    return diff.compare(manifests_tree(old_root, label="old"), new_tree)
 
 
 def changes(result: diff.DiffResult) -> dict[str, str]:
@@ -52,18 +60,18 @@ def changes(result: diff.DiffResult) -> dict[str, str]:
 
 def test_identity_and_scope() -> None:
     ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop", "namespace": "x"}}
-    assert diff.identity_of(ns) == Identity("", "Namespace", "shop", "")
+    assert tree.identity_of(ns) == Identity("", "Namespace", "shop", "")
     role = {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "ClusterRole",
         "metadata": {"name": "r"},
     }
-    assert diff.identity_of(role).cluster_scoped
+    assert tree.identity_of(role).cluster_scoped
     cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}
-    assert diff.identity_of(cm) == Identity("default", "ConfigMap", "c", "")
+    assert tree.identity_of(cm) == Identity("default", "ConfigMap", "c", "")
     crd_obj = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}
-    assert diff.identity_of(crd_obj).namespace == "default"
-    assert diff.api_group("apps/v1") == "apps"
+    assert tree.identity_of(crd_obj).namespace == "default"
+    assert tree.api_group("apps/v1") == "apps"
 
 
 def test_every_change_type(tmp_path: Path) -> None:
@@ -202,7 +210,7 @@ def test_duplicate_identity_names_both_files(tmp_path: Path) -> None:
         tmp_path, {"a.yaml": DEPLOYMENT.format(replicas=1), "b.yaml": DEPLOYMENT.format(replicas=2)}
     )
     with pytest.raises(ManifestError) as caught:
-        diff.load_tree(tmp_path, label="tree")
+        load_output(tmp_path, label="tree")
     assert "a.yaml:1" in caught.value.message and "b.yaml:1" in caught.value.message
     assert "Deployment" in caught.value.message
 
@@ -210,7 +218,7 @@ def test_duplicate_identity_names_both_files(tmp_path: Path) -> None:
 def test_syntax_error_names_file_and_line(tmp_path: Path) -> None:
     write(tmp_path, {"bad.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: [oops\n"})
     with pytest.raises(ManifestError, match=r"tree/bad\.yaml:\d+"):
-        diff.load_tree(tmp_path, label="tree")
+        load_output(tmp_path, label="tree")
 
 
 def test_non_kubernetes_yaml_is_skipped_with_a_note(tmp_path: Path) -> None:
@@ -221,11 +229,11 @@ def test_non_kubernetes_yaml_is_skipped_with_a_note(tmp_path: Path) -> None:
             "a.yaml": DEPLOYMENT.format(replicas=1) + "---\n- just\n- a list\n",
         },
     )
-    tree = diff.load_tree(tmp_path, label="tree")
-    assert len(tree.resources) == 1
-    assert len(tree.notes) == 1
-    assert "skipped 2 YAML documents" in tree.notes[0]
-    assert "values.yaml:1" in tree.notes[0] and "a.yaml:14" in tree.notes[0]
+    found = manifests_tree(tmp_path, label="tree")
+    assert len(found.resources) == 1
+    assert len(found.notes) == 1
+    assert "skipped 2 YAML documents" in found.notes[0]
+    assert "values.yaml:1" in found.notes[0] and "a.yaml:14" in found.notes[0]
 
 
 def test_ownership_index(tmp_path: Path) -> None:
@@ -237,35 +245,28 @@ def test_ownership_index(tmp_path: Path) -> None:
             "apps/.gitopskit-files": "# written by gitopskit publish\nweb.yaml\n\ngone.yaml\n",
         },
     )
-    tree = diff.load_tree(tmp_path, subdir="apps", label="repo")
-    assert [i.name for i in tree.resources] == ["web"]
-    assert tree.files == ["web.yaml"]
-    assert any("missing: gone.yaml" in n for n in tree.notes)
+    found = manifests_tree(tmp_path, subdir="apps")
+    assert [i.name for i in found.resources] == ["web"]
+    assert found.files == ["web.yaml"]
+    assert any("missing: gone.yaml" in n for n in found.notes)
     # An index at the root: the hand-written file is noted, never removed.
     (tmp_path / ".gitopskit-files").write_text("apps/web.yaml\n")
-    old = diff.load_tree(tmp_path, label="repo")
-    assert any("not managed" in n and "hand-written.yaml" in n for n in old.notes)
-    new = diff.load_tree(write(tmp_path / "dist", {"apps/web.yaml": DEPLOYMENT.format(replicas=1)}))
-    assert not diff.compare(old, new).has_changes
+    old = manifests_tree(tmp_path)
+    assert any("not owned" in n and "hand-written.yaml" in n for n in old.notes)
+    dist = write(tmp_path / "dist", {"apps/web.yaml": DEPLOYMENT.format(replicas=1)})
+    assert not diff.compare(old, load_output(dist).tree).has_changes
 
 
 def test_index_rejects_paths_outside(tmp_path: Path) -> None:
     write(tmp_path, {".gitopskit-files": "../etc/passwd\n"})
-    with pytest.raises(ManifestError, match="not a path inside"):
-        diff.load_tree(tmp_path)
-
-
-def test_explicit_file_set(tmp_path: Path) -> None:
-    write(tmp_path, {"a.yaml": DEPLOYMENT.format(replicas=1), "b.yaml": "kind: x\n"})
-    tree = diff.load_tree(tmp_path, files=["a.yaml"])
-    assert tree.files == ["a.yaml"] and not tree.notes
-    with pytest.raises(ManifestError, match="no such file"):
-        diff.load_tree(tmp_path, files=["c.yaml"])
+    with pytest.raises(ManifestError, match="not plainly inside"):
+        manifests_tree(tmp_path)
 
 
 def test_missing_subdir_is_an_empty_tree(tmp_path: Path) -> None:
-    tree = diff.load_tree(tmp_path, subdir="clusters/prod", label="repo")
-    assert tree.resources == {} and "no such directory" in tree.notes[0]
+    reader = DirectoryReader(tmp_path, "clusters/prod", label="repo")
+    assert reader.listing == {} and not reader.exists
+    assert manifests_tree(tmp_path, subdir="clusters/prod").resources == {}
 
 
 def test_markdown_truncates_longest_diffs_under_the_limit(tmp_path: Path) -> None:
@@ -319,14 +320,17 @@ def test_against_a_directory_and_ref_error(tmp_path: Path) -> None:
 def test_resolve_against_and_format() -> None:
     empty = Settings(environ={})
     with pytest.raises(ConfigError, match=r"--against.*MANIFESTS_GIT_URL"):
-        diff.resolve_against(empty, None, None)
+        resolve_against(empty, None, None)
     configured = Settings(
         environ={"MANIFESTS_GIT_URL": "https://h/g/r.git", "MANIFESTS_TARGET_BRANCH": "prod"}
     )
-    resolved = diff.resolve_against(configured, None, None)
+    resolved = resolve_against(configured, None, None)
     assert (resolved.location, resolved.ref) == ("https://h/g/r.git", "prod")
-    explicit = diff.resolve_against(configured, "dir", None)
-    assert (explicit.location, explicit.ref, explicit.env) == ("dir", None, None)
+    explicit = resolve_against(configured, "dir", None)
+    assert (explicit.location, explicit.ref) == ("dir", None)
+    assert explicit.env is not None and not any(
+        v.startswith("Authorization") for v in explicit.env.values()
+    )
     gitlab = Settings(
         {},
         {
@@ -335,7 +339,7 @@ def test_resolve_against_and_format() -> None:
             "MANIFESTS_READ_TOKEN": "glpat-read-only-token-1",
         },
     )
-    from_gitlab = diff.resolve_against(gitlab, None, None)
+    from_gitlab = resolve_against(gitlab, None, None)
     assert from_gitlab.location == "https://gl.example/ops/k8s.git"
     assert from_gitlab.env is not None
     headers = [v for k, v in from_gitlab.env.items() if k.startswith("GIT_CONFIG_VALUE")]

@@ -62,20 +62,30 @@ def test_display_url_drops_credentials() -> None:
 
 
 @pytest.mark.parametrize("form", ["file", "path"])
-def test_shallow_clone_of_a_branch(tmp_path: Path, bare: Path, form: str) -> None:
+def test_shallow_fetch_of_a_branch_reads_without_a_checkout(
+    tmp_path: Path, bare: Path, form: str
+) -> None:
     url = bare.as_uri() if form == "file" else str(bare)
-    dest = git.clone_shallow(url, tmp_path / "clone", ref="prod")
-    assert (dest / "k8s" / "c.yaml").read_text() == CONFIG_MAP.format(value=2)
-    count = run(["git", "rev-list", "--count", "HEAD"], cwd=dest).stdout.strip()
-    assert count == "1"
-    with git.temporary_clone(url) as default:
-        assert "'1'" in (default / "k8s" / "c.yaml").read_text()
-    assert not default.exists()
+    with git.temporary_repo(url, git.git_environment()) as repo:
+        refs = repo.remote_refs()
+        assert set(refs.heads) == {"main", "prod"} and refs.head == "main"
+        sha = repo.fetch("prod")["prod"]
+        assert sha == refs.heads["prod"]
+        assert run(["git", "rev-list", "--count", sha], cwd=repo.path).stdout.strip() == "1"
+        entries = repo.entries(sha, "k8s")
+        assert list(entries) == ["c.yaml"] and entries["c.yaml"][0] == "file"
+        (content,) = repo.read_blobs([entries["c.yaml"][1]])
+        assert content == CONFIG_MAP.format(value=2).encode()
+        assert not (repo.path / "k8s").exists()  # nothing is ever checked out
+        where = repo.path
+    assert not where.exists()
 
 
-def test_missing_branch_is_a_git_error(tmp_path: Path, bare: Path) -> None:
-    with pytest.raises(GitError, match=r"cannot fetch branch nope of file://"):
-        git.clone_shallow(bare.as_uri(), tmp_path / "clone", ref="nope")
+def test_missing_branch_is_a_git_error_listing_the_branches(bare: Path) -> None:
+    with git.temporary_repo(bare.as_uri(), git.git_environment()) as repo:
+        refs = repo.remote_refs()
+    with pytest.raises(GitError, match=r"has no branch nope \(branches: main, prod\)"):
+        git.resolve_branch(refs, "nope")
 
 
 def test_diff_against_a_git_url_and_branch(tmp_path: Path, bare: Path) -> None:

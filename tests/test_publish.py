@@ -13,7 +13,6 @@ import pytest
 import yaml
 
 from gitopskit.config import Settings
-from gitopskit.diff import INDEX_FILE
 from gitopskit.errors import (
     ConfigError,
     GitError,
@@ -22,6 +21,7 @@ from gitopskit.errors import (
     ManifestError,
 )
 from gitopskit.publish import Options, PublishResult, publish
+from gitopskit.tree import INDEX_FILE
 from gitopskit.ui import Progress
 from tests.conftest import run_invoke
 from tests.fakes.gitlab import DEVELOPER, FakeGitLab, FakeProject
