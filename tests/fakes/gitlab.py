@@ -66,7 +66,7 @@ import sys
 import tempfile
 import threading
 import traceback
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -399,10 +399,12 @@ class FakeProject:
         message: str = "Update files",
         *,
         start_branch: str | None = None,
+        links: Mapping[str, str] | None = None,
     ) -> str:
         """Commit ``files`` on ``branch`` server-side (like a web edit); returns the new sha.
 
         A missing ``branch`` starts from ``start_branch`` (default: the default branch).
+        ``links`` are symbolic links to commit (path → target), as ``git add`` of a link does.
         """
         old = self.branch_sha(branch)
         parent = old or self.branch_sha(start_branch or self.default_branch)
@@ -410,6 +412,12 @@ class FakeProject:
             env = {**self._fake._git_env, "GIT_INDEX_FILE": str(Path(tmp) / "index")}
             if parent:
                 self._run("read-tree", parent, env=env)
+            for path, target in (links or {}).items():
+                blob = self._run("hash-object", "-w", "--stdin", input=target.encode()).stdout
+                self._run(
+                    "update-index", "--add", "--cacheinfo",
+                    f"120000,{blob.decode().strip()},{path}", env=env,
+                )  # fmt: skip
             for path, content in files.items():
                 if content is None:
                     self._run("update-index", "--force-remove", "--", path, env=env)
@@ -553,6 +561,9 @@ class FakeGitLab:
         self.requests: list[RecordedRequest] = []
         self.errors: list[str] = []
         self._faults: list[_Fault] = []
+        #: Called with every request once recorded, before it is answered (to move a branch
+        #: between two reads of a client, say).
+        self.on_request: list[Callable[[RecordedRequest], None]] = []
         self._deploy_keys: dict[int, dict[str, Any]] = {}
         self._ids: dict[str, int] = {}
 
@@ -726,6 +737,9 @@ class FakeGitLab:
         )
         with self._lock:
             self.requests.append(rec)
+            hooks = list(self.on_request)
+        for hook in hooks:
+            hook(rec)
         try:
             resp = self._take_fault(method, raw_path)
             if resp is None:

@@ -1,0 +1,145 @@
+"""Issue 9 §5: a token goes only to its own GitLab's origin (scheme, host, port), and never in
+a URL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gitopskit import git
+from gitopskit.errors import ConfigError, GitError
+from tests.fakes.gitlab import DEVELOPER, FakeGitLab, RecordedRequest
+from tests.hostile.conftest import (
+    PROJECT,
+    TOKEN,
+    Captured,
+    configmap,
+    do_publish,
+    gitlab_env,
+    invoke,
+    write_dist,
+)
+
+
+@pytest.fixture
+def elsewhere(tmp_path: Path) -> Iterator[FakeGitLab]:
+    """Another git server, which would accept the token if it were sent."""
+    with FakeGitLab(tmp_path / "elsewhere") as fake:
+        fake.add_user("someone", TOKEN, access_level=DEVELOPER)
+        fake.add_project(PROJECT, initial_files={"README.md": "hi\n"})
+        yield fake
+
+
+def credentials_sent(requests: list[RecordedRequest]) -> list[str]:
+    return [
+        f"{r.method} {r.path}"
+        for r in requests
+        if any(k.lower() in ("authorization", "private-token") for k in r.headers)
+    ]
+
+
+def test_diff_sends_no_token_when_no_gitlab_is_configured(
+    project_dir: Path, elsewhere: FakeGitLab, captured: Captured
+) -> None:
+    """Today, with GITLAB_URL unset, the read token went to whatever host --against named."""
+    write_dist(project_dir / "dist", {"web.k8s.yaml": [configmap("web")]})
+    url = f"{elsewhere.url}/{PROJECT}.git"
+    done = invoke(
+        project_dir, "diff", "--no-synth", "--against", url, captured=captured,
+        MANIFESTS_READ_TOKEN=TOKEN, MANIFESTS_TOKEN=TOKEN,
+    )  # fmt: skip
+    assert done.returncode == 2  # the server wants credentials; none were ours to give
+    assert elsewhere.requests, "the server was asked"
+    assert credentials_sent(elsewhere.requests) == []
+
+
+def test_diff_sends_no_token_to_another_port_of_the_same_host(
+    project_dir: Path, gitlab: FakeGitLab, elsewhere: FakeGitLab, captured: Captured
+) -> None:
+    write_dist(project_dir / "dist", {"web.k8s.yaml": [configmap("web")]})
+    done = invoke(
+        project_dir, "diff", "--no-synth", "--against", f"{elsewhere.url}/{PROJECT}.git",
+        captured=captured, GITLAB_URL=gitlab.url, MANIFESTS_READ_TOKEN=TOKEN,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert credentials_sent(elsewhere.requests) == []
+
+
+def test_diff_sends_the_token_to_its_own_gitlab_and_warns_about_plain_http(
+    project_dir: Path, gitlab: FakeGitLab, captured: Captured
+) -> None:
+    gitlab.add_project(PROJECT, initial_files={"README.md": "hi\n"})
+    write_dist(project_dir / "dist", {"web.k8s.yaml": [configmap("web")]})
+    done = invoke(
+        project_dir, "diff", "--no-synth", captured=captured,
+        GITLAB_URL=gitlab.url, MANIFESTS_PROJECT=PROJECT, MANIFESTS_READ_TOKEN=TOKEN,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert credentials_sent(gitlab.requests)
+    assert done.stderr.count("travels unencrypted") == 1
+
+
+def test_publish_sends_no_token_to_a_git_url_on_another_host(
+    elsewhere: FakeGitLab, tmp_path: Path, captured: Captured
+) -> None:
+    """Today publish sent MANIFESTS_TOKEN to whatever host MANIFESTS_GIT_URL named."""
+    dist = write_dist(tmp_path / "dist", {"web.k8s.yaml": [configmap("web")]})
+    env = {
+        "MANIFESTS_GIT_URL": f"{elsewhere.url}/{PROJECT}.git",
+        "MANIFESTS_TOKEN": TOKEN,
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": "/nonexistent",
+    }
+    with pytest.raises(GitError):
+        do_publish(env, dist, captured)
+    assert elsewhere.requests
+    assert credentials_sent(elsewhere.requests) == []
+
+
+@pytest.mark.parametrize(
+    "setting",
+    ["MANIFESTS_GIT_URL", "GITLAB_URL"],
+)
+def test_a_url_with_a_token_in_it_is_refused_before_anything_runs(
+    gitlab: FakeGitLab, tmp_path: Path, captured: Captured, setting: str
+) -> None:
+    project = gitlab.add_project(PROJECT, initial_files={"README.md": "hi\n"})
+    dist = write_dist(tmp_path / "dist", {"web.k8s.yaml": [configmap("web")]})
+    host = gitlab.url.removeprefix("http://")
+    env = gitlab_env(gitlab)
+    env[setting] = f"http://oauth2:{TOKEN}@{host}" + (f"/{PROJECT}.git" if "GIT" in setting else "")
+    before = len(gitlab.requests)
+    with pytest.raises(ConfigError) as caught:
+        do_publish(env, dist, captured)
+    assert "MANIFESTS_TOKEN" in str(caught.value) and TOKEN not in str(caught.value)
+    assert len(gitlab.requests) == before and project.branches() == ["main"]
+
+
+def test_diff_refuses_a_url_with_a_token_in_it(project_dir: Path, captured: Captured) -> None:
+    write_dist(project_dir / "dist", {"web.k8s.yaml": [configmap("web")]})
+    done = invoke(
+        project_dir, "diff", "--no-synth", "--against",
+        f"https://gitopskit:{TOKEN}@gitlab.example.com/g/r.git", captured=captured,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "credentials" in done.stderr and "MANIFESTS_READ_TOKEN" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "gitlab_url", "same"),
+    [
+        ("https://gl.example/g/r.git", "https://gl.example", True),
+        ("https://gl.example:443/g/r.git", "https://GL.example/", True),
+        ("http://gl.example/g/r.git", "https://gl.example", False),
+        ("https://gl.example:8443/g/r.git", "https://gl.example", False),
+        ("https://gl.example.evil.com/g/r.git", "https://gl.example", False),
+        ("https://evil.com/gl.example/r.git", "https://gl.example", False),
+        ("https://gl.example@evil.com/g/r.git", "https://gl.example", False),
+        ("git@gl.example:g/r.git", "https://gl.example", False),
+        ("https://gl.example/g/r.git", None, False),
+    ],
+)
+def test_same_origin(url: str, gitlab_url: str | None, same: bool) -> None:
+    assert git.same_origin(url, gitlab_url) is same
