@@ -305,7 +305,7 @@ def diff_against(
     if kind is git.SourceKind.DIRECTORY:
         directory = Path(against).expanduser()
         reader = DirectoryReader(directory, subdir, label=against.rstrip("/") or against)
-        old, _ = load_owned(reader)
+        old, _ = load_owned(reader, tolerate_broken=True)
         return compare(old, new)
     environment = env if env is not None else git.git_environment(timeout=timeout)
     with git.temporary_repo(against, environment, timeout) as repo:
@@ -319,7 +319,8 @@ def diff_against(
             )
             return compare(empty, new)
         commit = repo.fetch(branch)[branch]
-        old, _ = load_owned(GitReader(repo, commit, subdir, label=f"{label}@{branch}"))
+        reader = GitReader(repo, commit, subdir, label=f"{label}@{branch}")
+        old, _ = load_owned(reader, tolerate_broken=True)
     return compare(old, new)
 
 

@@ -688,7 +688,9 @@ def load(
             if not tolerate_broken:
                 raise
             tree.broken.append(rel)
-            tree.notes.append(f"{error.message}: it cannot be compared and will be replaced")
+            tree.notes.append(
+                f"{error.message} (a file gitopskit owns: not compared, and publish replaces it)"
+            )
             continue
         for ident, resource in found:
             first = tree.resources.get(ident)
