@@ -85,7 +85,6 @@ def run_synth(
     from gitopskit.synth import app_command, synth
 
     command = app_command(project_dir, settings.get("APP", app))
-    ui.step("synth", f"running {command}")
     result = synth(
         project_dir,
         outdir,
@@ -93,6 +92,7 @@ def run_synth(
         validate=validate,
         kubernetes_version=settings.get("KUBERNETES_VERSION", kubernetes_version),
         dry_run=dry_run,
+        on_start=lambda command: ui.step("synth", f"running {command}"),
     )
     report_synth(ui, result, project_dir, dry_run=dry_run)
     return result
@@ -104,10 +104,11 @@ def report_synth(
     """The summary of a synth: files written, objects by kind, seconds taken."""
     if result.app_output:
         ui.block(result.app_output)
-    try:
-        shown = result.outdir.relative_to(project_dir).as_posix()
-    except ValueError:
-        shown = str(result.outdir)
+    for note in result.notes:
+        ui.note(note)
+    from gitopskit.synth import display_path
+
+    shown = display_path(result.outdir, project_dir)
     total = sum(result.kinds.values())
     if result.report is not None:
         report = result.report
