@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from enum import Enum
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from gitopskit import interrupts
 from gitopskit._run import Result, run
 from gitopskit.errors import ConfigError, GitError
 from gitopskit.redact import add_secret, redact
@@ -149,8 +149,8 @@ def temporary_clone(
     Raises:
         GitError: The fetch failed.
     """
-    with tempfile.TemporaryDirectory(prefix="gitopskit-clone-") as tmp:
-        yield clone_shallow(url, Path(tmp) / "repo", ref=ref, extra_env=extra_env)
+    with interrupts.temporary_directory("gitopskit-clone-") as tmp:
+        yield clone_shallow(url, tmp / "repo", ref=ref, extra_env=extra_env)
 
 
 # Variables that would point git at another repository or index than the one we run it on.

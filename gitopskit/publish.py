@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -21,6 +19,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from gitopskit import gitlab as gitlab_api
+from gitopskit import interrupts
 from gitopskit.config import Settings
 from gitopskit.diff import (
     INDEX_FILE,
@@ -252,11 +251,8 @@ def _join(path: str, name: str) -> str:
 
 @contextmanager
 def _workdir() -> Iterator[Path]:
-    directory = Path(tempfile.mkdtemp(prefix="gitopskit-publish-"))
-    try:
+    with interrupts.temporary_directory("gitopskit-publish-") as directory:
         yield directory
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 class Publisher:

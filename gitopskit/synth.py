@@ -11,11 +11,11 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import shutil
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +24,14 @@ import yaml
 from gitopskit import _fs
 from gitopskit import outdir as ownership
 from gitopskit._run import run
-from gitopskit.errors import CommandError, ConfigError, OutdirError, SynthError, ValidationError
+from gitopskit.errors import (
+    CommandError,
+    ConfigError,
+    ManifestError,
+    OutdirError,
+    SynthError,
+    ValidationError,
+)
 from gitopskit.manifests import count_kinds, load_file, manifest_files
 from gitopskit.node import jsii_environment
 from gitopskit.validate import Report, SchemaValidator
@@ -134,11 +141,11 @@ def synth(
     args = shlex.split(command)
     validator = SchemaValidator(kubernetes_version) if validate else None
     note = ownership.claim(outdir, project_dir, shown=shown)
-    try:
-        staged = _fs.staging_dir(outdir)
-    except OSError as error:
-        raise OutdirError(f"cannot create {shown}: {error.strerror}") from None
-    try:
+    with ExitStack() as stack:
+        try:
+            staged = stack.enter_context(_fs.staging_dir(outdir))
+        except OSError as error:
+            raise OutdirError(f"cannot create {shown}: {error.strerror}") from None
         if on_start is not None:
             on_start(command)
         output = _run_app(args, project_dir, staged)
@@ -157,17 +164,15 @@ def synth(
                 raise _validation_error(report)
             kinds = Counter(str(d.data["kind"]) for d in objects)
         else:
-            kinds = count_kinds(files)
+            kinds = _count_kinds(files, staged)
+        shown_files = [_shown(path, staged) for path in files]
         if not dry_run:
             ownership.claim(outdir, project_dir, shown=shown)  # nothing moved in meanwhile
             ownership.write_marker(staged)
             _fs.replace_dir(staged, outdir)
-    finally:
-        if staged.exists():
-            shutil.rmtree(staged, ignore_errors=True)
     return SynthResult(
         outdir=outdir,
-        files=[_shown(path, staged) for path in files],
+        files=shown_files,
         kinds=kinds,
         report=report,
         seconds=time.perf_counter() - started,
@@ -182,6 +187,16 @@ def display_path(path: Path, project_dir: Path) -> str:
         return path.relative_to(project_dir).as_posix()
     except ValueError:
         return str(path)
+
+
+def _count_kinds(files: list[Path], root: Path) -> Counter[str]:
+    kinds: Counter[str] = Counter()
+    for path in files:
+        try:
+            kinds.update(count_kinds([path]))
+        except OSError as error:
+            raise ManifestError(f"{_shown(path, root)}: cannot read: {error.strerror}") from None
+    return kinds
 
 
 def _shown(path: Path, root: Path) -> str:

@@ -59,3 +59,21 @@ def alive(pid: int) -> bool:
     except (FileNotFoundError, ProcessLookupError):
         return False
     return fields[0] not in ("Z", "X")
+
+
+def bare_repository(parent: Path, files: dict[str, str] | None = None) -> Path:
+    """A bare repository ``parent/manifests.git`` with one commit on main holding ``files``
+    (default: a README)."""
+    import subprocess
+
+    work = parent / "manifests-work"
+    work.mkdir()
+    for name, text in (files or {"README.md": "manifests\n"}).items():
+        (work / name).write_text(text)
+    git = ["git", "-C", str(work), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run(["git", "init", "-q", "-b", "main", str(work)], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "first"], check=True)
+    bare = parent / "manifests.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(work), str(bare)], check=True)
+    return bare
