@@ -35,7 +35,8 @@ PROJECT_DIR = Path(__file__).resolve().parent
 @task(
     help={
         "app": "command that runs the cdk8s app (default: `app:` in cdk8s.yaml)",
-        "outdir": "output directory, replaced in one step on success (default: dist)",
+        "outdir": "output directory, replaced in one step on success (default: dist); "
+        "refused unless synth owns it (missing, empty, or holding only what synth wrote)",
         "validate": "validate every object against the Kubernetes schema (--no-validate: skip)",
         "kubernetes-version": "Kubernetes version of the schema (default: cdk8s-plus's)",
         "dry-run": "run and validate, but leave the output directory as it is",

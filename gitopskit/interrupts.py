@@ -294,7 +294,11 @@ def _quiet_exit(signum: int, frame: FrameType | None) -> None:
 def install_quiet_exit() -> None:
     """Until a task's boundary takes over (invoke importing and parsing, between tasks, after
     the last): SIGINT or SIGTERM ends the process with 130 / 143 and one line ``interrupted``,
-    never a traceback. ``tasks.py`` calls it first thing."""
-    if _in_main_thread():
+    never a traceback. ``tasks.py`` calls it first thing.
+
+    Only in invoke's command-line program (``invoke.main`` is loaded): a process that imports
+    ``tasks.py`` for another reason (a test run, an editor) keeps its own handlers.
+    """
+    if _in_main_thread() and "invoke.main" in sys.modules:
         for signum in SIGNALS:
             signal.signal(signum, _quiet_exit)

@@ -173,11 +173,13 @@ def test_a_signal_at_any_moment_leaves_an_old_or_a_new_dist(
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=30)
     assert "Traceback" not in err
-    if process.returncode == 0:
-        assert "synth     " in err.splitlines()[-1]
-    else:
+    if err.splitlines()[-1] == "interrupted":
         assert process.returncode == 143, err
-        assert err.splitlines()[-1] == "interrupted", err
+    else:
+        # It had finished; a signal while Python shuts down (its handlers are reset to the
+        # default then) ends the process by the signal itself.
+        assert err.splitlines()[-1].startswith("synth     3 objects"), err
+        assert process.returncode in (0, -signal.SIGTERM), err
     after = snapshot(project / "dist")
     if after != old:
         assert sorted(os.listdir(project / "dist")) == [
