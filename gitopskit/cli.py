@@ -11,7 +11,7 @@ import os
 import sys
 import traceback
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -104,16 +104,19 @@ def _report_error(ui: Progress, error: GitopskitError) -> None:
 
 
 def _report_unexpected(ui: Progress, error: BaseException) -> None:
-    if os.environ.get(DEBUG_VARIABLE):
-        ui.block("".join(traceback.format_exception(error)))
     text = str(error).strip().splitlines()
     name = type(error).__name__ + (f": {text[0]}" if text else "")
-    ui.error(f"unexpected error: {name} (set {DEBUG_VARIABLE}=1 for the traceback)")
+    if os.environ.get(DEBUG_VARIABLE):
+        ui.block("".join(traceback.format_exception(error)))
+        ui.error(f"unexpected error: {name}")
+    else:
+        ui.error(f"unexpected error: {name} (set {DEBUG_VARIABLE}=1 for the traceback)")
     _report_so_far(ui)
 
 
 def _report_interrupt(ui: Progress, stop: KeyboardInterrupt) -> None:
-    sys.stdout.flush()
+    with suppress(OSError, ValueError):
+        sys.stdout.flush()
     ui.stream.write("interrupted\n")
     ui.stream.flush()
     _report_so_far(ui)

@@ -95,16 +95,6 @@ def temporary_directory(prefix: str, *, dir: Path | None = None) -> Iterator[Pat
         yield path
 
 
-def track_path(path: Path) -> None:
-    """Register ``path`` for removal on an interrupt (see :func:`untrack_path`)."""
-    _paths[path] = None
-
-
-def untrack_path(path: Path) -> None:
-    """Forget ``path``: it was removed, or it became something to keep (a renamed output)."""
-    _paths.pop(path, None)
-
-
 def track_group(pgid: int) -> None:
     """Register the process group ``pgid`` for termination on an interrupt."""
     _groups[pgid] = None

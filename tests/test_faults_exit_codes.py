@@ -92,11 +92,11 @@ def test_diff_exits_2_on_an_os_error(project: Path) -> None:
 
 
 def test_diff_exits_2_when_memory_runs_out(project: Path) -> None:
-    items = ",".join(["1"] * 500_000)
+    """A 60 MB value under a 150 MB address-space limit (diff itself runs in under 100 MB)."""
     (project / "dist" / "big.yaml").write_text(
-        CONFIG_MAP.format(name="big") + f"data:\n  items: [{items}]\n"
+        CONFIG_MAP.format(name="big") + "data:\n  blob: " + "x" * 60_000_000 + "\n"
     )
-    done = invoke(project, "diff", "--no-synth", "--against", "../same", memory=180 << 20)
+    done = invoke(project, "diff", "--no-synth", "--against", "../same", memory=150 << 20)
     one_error(done, 2, "MemoryError")
 
 

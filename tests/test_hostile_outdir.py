@@ -259,7 +259,7 @@ NAMES = st.text(
 ).filter(lambda n: n not in (".", "..", MARKER))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(names=st.sets(NAMES, max_size=8))
 @example(names={"a\nb.k8s.yaml", "c\u2028d", "e\x85f", os.fsdecode(b"\xff.k8s.yaml")})
 def test_the_marker_reads_back_exactly_what_was_written(names: set[str]) -> None:
@@ -271,7 +271,7 @@ def test_the_marker_reads_back_exactly_what_was_written(names: set[str]) -> None
         assert read_marker(root) == names
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=8, deadline=None)
 @given(outputs=st.sets(st.from_regex(r"[a-z0-9]{1,8}( [a-z]{1,3})?", fullmatch=True), max_size=4))
 def test_synth_always_owns_what_it_wrote(outputs: set[str]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
