@@ -42,13 +42,24 @@ def _exchange(first: Path, second: Path) -> bool:
 def staging_dir(target: Path) -> Iterator[Path]:
     """A fresh, empty directory beside ``target`` (same file system, so the swap is a rename),
     removed on exit with whatever it then holds (the old tree, after :func:`replace_dir`).
+    Parents of ``target`` made for it are removed again when ``target`` was not put in place.
 
     Raises:
         OSError: It cannot be made (``target``'s parent cannot be created or written).
     """
+    made = [parent for parent in target.parents if not parent.exists()]  # nearest first
     target.parent.mkdir(parents=True, exist_ok=True)
-    with interrupts.temporary_directory(f".{target.name}.gitopskit-", dir=target.parent) as path:
-        yield path
+    try:
+        prefix = f".{target.name}.gitopskit-"
+        with interrupts.temporary_directory(prefix, dir=target.parent) as path:
+            yield path
+    finally:
+        if not target.exists():  # nothing was put in place: leave no empty parents either
+            for parent in made:
+                try:
+                    parent.rmdir()
+                except OSError:
+                    break
 
 
 def replace_dir(staged: Path, target: Path) -> None:

@@ -173,6 +173,14 @@ def test_an_empty_or_missing_directory_is_synth_s(checkout: Path) -> None:
     assert [p for p in os.listdir(checkout / "new" / "nested") if p != "dist"] == []
 
 
+def test_a_failing_app_leaves_no_directory_behind(checkout: Path) -> None:
+    (checkout / "fail_app.py").write_text("raise SystemExit(3)\n")
+    before = snapshot(checkout.parent)
+    done = run_invoke(checkout, "synth", "--app", "python fail_app.py", "--outdir", "new/dist")
+    assert done.returncode == 1, done.stderr
+    assert snapshot(checkout.parent) == before
+
+
 # --- properties -------------------------------------------------------------------------------
 
 # Things a directory may hold: (relative path, content); a trailing "/" is a directory,
