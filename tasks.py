@@ -8,18 +8,26 @@
 
 Each task is thin: options, settings (flag, then environment, then invoke.yaml, then default),
 one call into the ``gitopskit`` library, a summary on stderr and the result on stdout.
-Exit status: 0 success, 1 failure (``diff``: 1 means "differs" with --exit-code, 2 failure).
+Exit status: 0 success, 1 failure (``diff``: 1 means "differs" with --exit-code, 2 failure);
+130 / 143 when interrupted by SIGINT / SIGTERM.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+# First, before the imports that take time: from here on, Ctrl-C or SIGTERM while invoke is
+# still starting ends it with one line "interrupted" (no traceback), until a task's boundary
+# takes over.
+from gitopskit import interrupts
 
-from invoke.context import Context
-from invoke.exceptions import Exit
-from invoke.tasks import task
+interrupts.install_quiet_exit()
 
-from gitopskit import cli
+from pathlib import Path  # noqa: E402
+
+from invoke.context import Context  # noqa: E402
+from invoke.exceptions import Exit  # noqa: E402
+from invoke.tasks import task  # noqa: E402
+
+from gitopskit import cli  # noqa: E402
 
 PROJECT_DIR = Path(__file__).resolve().parent
 
@@ -27,7 +35,8 @@ PROJECT_DIR = Path(__file__).resolve().parent
 @task(
     help={
         "app": "command that runs the cdk8s app (default: `app:` in cdk8s.yaml)",
-        "outdir": "output directory, replaced in one step on success (default: dist)",
+        "outdir": "output directory, replaced in one step on success (default: dist); "
+        "refused unless synth owns it (missing, empty, or holding only what synth wrote)",
         "validate": "validate every object against the Kubernetes schema (--no-validate: skip)",
         "kubernetes-version": "Kubernetes version of the schema (default: cdk8s-plus's)",
         "dry-run": "run and validate, but leave the output directory as it is",

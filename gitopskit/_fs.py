@@ -1,4 +1,8 @@
-"""Replacing a directory in one step, so readers see the old tree or the new, never a mix."""
+"""Replacing a directory in one step, so readers see the old tree or the new, never a mix.
+
+Every temporary directory made here is registered with :mod:`gitopskit.interrupts`, so that an
+interrupt at any moment leaves none behind.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,11 @@ import ctypes
 import errno
 import os
 import shutil
-import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from gitopskit import interrupts
 
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
@@ -31,10 +38,28 @@ def _exchange(first: Path, second: Path) -> bool:
     raise OSError(code, os.strerror(code), str(second))
 
 
-def staging_dir(target: Path) -> Path:
-    """A fresh, empty directory beside ``target`` (same file system, so the swap is a rename)."""
+@contextmanager
+def staging_dir(target: Path) -> Iterator[Path]:
+    """A fresh, empty directory beside ``target`` (same file system, so the swap is a rename),
+    removed on exit with whatever it then holds (the old tree, after :func:`replace_dir`).
+    Parents of ``target`` made for it are removed again when ``target`` was not put in place.
+
+    Raises:
+        OSError: It cannot be made (``target``'s parent cannot be created or written).
+    """
+    made = [parent for parent in target.parents if not parent.exists()]  # nearest first
     target.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{target.name}.gitopskit-", dir=target.parent))
+    try:
+        prefix = f".{target.name}.gitopskit-"
+        with interrupts.temporary_directory(prefix, dir=target.parent) as path:
+            yield path
+    finally:
+        if not target.exists():  # nothing was put in place: leave no empty parents either
+            for parent in made:
+                try:
+                    parent.rmdir()
+                except OSError:
+                    break
 
 
 def replace_dir(staged: Path, target: Path) -> None:
@@ -54,13 +79,16 @@ def replace_dir(staged: Path, target: Path) -> None:
     if _exchange(staged, target):
         shutil.rmtree(staged)
         return
-    # No atomic exchange here: two renames, the old tree kept until the new one is in place.
-    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-    os.rename(target, old / "tree")
-    try:
-        os.rename(staged, target)
-    except OSError:
-        os.rename(old / "tree", target)
-        raise
-    finally:
-        shutil.rmtree(old, ignore_errors=True)
+    # No atomic exchange here: two renames, the old tree kept until the new one is in place,
+    # and no interrupt between them.
+    prefix = f".{target.name}.old-"
+    with (
+        interrupts.temporary_directory(prefix, dir=target.parent) as old,
+        interrupts.deferred(),
+    ):
+        os.rename(target, old / "tree")
+        try:
+            os.rename(staged, target)
+        except OSError:
+            os.rename(old / "tree", target)
+            raise

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import os
 import sys
+import traceback
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from invoke.context import Context
 from invoke.exceptions import Exit
 
+from gitopskit import interrupts
 from gitopskit.config import Settings
 from gitopskit.errors import GitopskitError
 from gitopskit.synth import SynthResult
@@ -27,6 +29,8 @@ if TYPE_CHECKING:
 from gitopskit.ui import Progress, use_colour
 
 EXIT_FAILURE = 1
+INTERRUPTED = 130
+DEBUG_VARIABLE = "GITOPSKIT_DEBUG"
 _FILES_LISTED = 6
 
 
@@ -46,28 +50,82 @@ def settings(c: Context, **flags: str | None) -> Settings:
 def boundary(
     progress: Progress | None = None, *, exit_code: int = EXIT_FAILURE
 ) -> Iterator[Progress]:
-    """Run a task's body; a :class:`GitopskitError` becomes one message and a non-zero exit.
+    """Run a task's body: every way it can end becomes one exit status and a few clear lines.
+
+    - A :class:`GitopskitError` (a user's mistake, a failing tool): its redacted message, hint
+      and details; exit ``exit_code``.
+    - SIGINT or SIGTERM, at any moment (see :mod:`gitopskit.interrupts`): programs ended,
+      temporary directories removed, one line ``interrupted``; exit 130 or 143.
+    - Any other exception is a bug of ours or an unexpected condition: one line naming it and
+      how to see the traceback (``GITOPSKIT_DEBUG=1``, which shows it, redacted); exit
+      ``exit_code``.
+
+    What the task said it had done (:func:`gitopskit.interrupts.done_so_far`) follows a failure
+    or an interrupt. Whatever is still registered for cleanup is removed on the way out.
 
     Args:
         progress: Where messages go (a new stderr :class:`Progress` by default).
-        exit_code: The exit status of a failure (``diff --exit-code`` uses 2).
+        exit_code: The exit status of a failure (``diff`` uses 2: 1 means "differs").
 
     Raises:
-        Exit: The body raised a :class:`GitopskitError`.
+        Exit: The body failed or was interrupted.
     """
     ui = progress or Progress()
-    try:
-        yield ui
-    except GitopskitError as error:
-        ui.error(error.message)
-        if error.details:
-            ui.block(error.details)
-        if error.hint:
-            ui.block(f"hint: {error.hint}")
-        raise Exit(code=exit_code) from None
-    except KeyboardInterrupt:
-        ui.error("interrupted")
-        raise Exit(code=130) from None
+    with interrupts.handling():
+        try:
+            try:
+                yield ui
+            except GitopskitError as error:
+                with interrupts.deferred():
+                    _report_error(ui, error)
+                raise Exit(code=exit_code) from None
+            except Exit:
+                raise
+            except Exception as error:
+                with interrupts.deferred():
+                    _report_unexpected(ui, error)
+                raise Exit(code=exit_code) from None
+            finally:
+                with interrupts.deferred():
+                    interrupts.cleanup()
+        except KeyboardInterrupt as stop:
+            interrupts.cleanup(interrupted=True)
+            _report_interrupt(ui, stop)
+            raise Exit(code=getattr(stop, "exit_status", INTERRUPTED)) from None
+
+
+def _report_error(ui: Progress, error: GitopskitError) -> None:
+    ui.error(error.message)
+    if error.details:
+        ui.block(error.details)
+    if error.hint:
+        ui.block(f"hint: {error.hint}")
+    _report_so_far(ui)
+
+
+def _report_unexpected(ui: Progress, error: BaseException) -> None:
+    text = str(error).strip().splitlines()
+    name = type(error).__name__ + (f": {text[0]}" if text else "")
+    if os.environ.get(DEBUG_VARIABLE):
+        ui.block("".join(traceback.format_exception(error)))
+        ui.error(f"unexpected error: {name}")
+    else:
+        ui.error(f"unexpected error: {name} (set {DEBUG_VARIABLE}=1 for the traceback)")
+    _report_so_far(ui)
+
+
+def _report_interrupt(ui: Progress, stop: KeyboardInterrupt) -> None:
+    with suppress(OSError, ValueError):
+        sys.stdout.flush()
+    ui.stream.write("interrupted\n")
+    ui.stream.flush()
+    _report_so_far(ui)
+
+
+def _report_so_far(ui: Progress) -> None:
+    done = interrupts.so_far()
+    if done:
+        ui.block(f"done so far: {done}")
 
 
 def run_synth(
@@ -85,7 +143,6 @@ def run_synth(
     from gitopskit.synth import app_command, synth
 
     command = app_command(project_dir, settings.get("APP", app))
-    ui.step("synth", f"running {command}")
     result = synth(
         project_dir,
         outdir,
@@ -93,6 +150,7 @@ def run_synth(
         validate=validate,
         kubernetes_version=settings.get("KUBERNETES_VERSION", kubernetes_version),
         dry_run=dry_run,
+        on_start=lambda command: ui.step("synth", f"running {command}"),
     )
     report_synth(ui, result, project_dir, dry_run=dry_run)
     return result
@@ -104,10 +162,11 @@ def report_synth(
     """The summary of a synth: files written, objects by kind, seconds taken."""
     if result.app_output:
         ui.block(result.app_output)
-    try:
-        shown = result.outdir.relative_to(project_dir).as_posix()
-    except ValueError:
-        shown = str(result.outdir)
+    for note in result.notes:
+        ui.note(note)
+    from gitopskit.synth import display_path
+
+    shown = display_path(result.outdir, project_dir)
     total = sum(result.kinds.values())
     if result.report is not None:
         report = result.report

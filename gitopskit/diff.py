@@ -319,8 +319,8 @@ def diff_against(
             )
             return compare(empty, new)
         commit = repo.fetch(branch)[branch]
-        reader = GitReader(repo, commit, subdir, label=f"{label}@{branch}")
-        old, _ = load_owned(reader, tolerate_broken=True)
+        tree = GitReader(repo, commit, subdir, label=f"{label}@{branch}")
+        old, _ = load_owned(tree, tolerate_broken=True)
     return compare(old, new)
 
 

@@ -45,6 +45,10 @@ class SynthError(GitopskitError):
     """The cdk8s app failed."""
 
 
+class OutdirError(GitopskitError):
+    """The output directory is not synth's to replace, or cannot be made."""
+
+
 class ValidationError(GitopskitError):
     """Synthesized objects do not match the Kubernetes schema."""
 

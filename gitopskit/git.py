@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from enum import Enum
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from gitopskit import interrupts
 from gitopskit._run import Result, run
 from gitopskit.errors import ConfigError, GitError
 from gitopskit.redact import add_secret, redact
@@ -582,8 +582,8 @@ def temporary_repo(
     Nothing is checked out from it, ever: trees are read with git's plumbing, so a symbolic link
     committed to the remote never becomes a link on this machine.
     """
-    with tempfile.TemporaryDirectory(prefix="gitopskit-repo-") as tmp:
-        yield Repo.init(Path(tmp) / "repo", url, env, timeout)
+    with interrupts.temporary_directory("gitopskit-repo-") as tmp:
+        yield Repo.init(tmp / "repo", url, env, timeout)
 
 
 def head_subject(directory: Path) -> tuple[str | None, str | None]:

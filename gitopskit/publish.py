@@ -13,8 +13,6 @@ how to review it, and ``--merge`` fast-forwards the target branch to it.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -23,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from gitopskit import gitlab as gitlab_api
+from gitopskit import interrupts
 from gitopskit._run import run as run_program
 from gitopskit.against import plain_http_warning, refuse_embedded_credentials
 from gitopskit.config import Settings
@@ -348,11 +347,8 @@ def publish_branch(options: Options, settings: Settings, source: Source) -> str:
 
 @contextmanager
 def _workdir() -> Iterator[Path]:
-    directory = Path(tempfile.mkdtemp(prefix="gitopskit-publish-"))
-    try:
+    with interrupts.temporary_directory("gitopskit-publish-") as directory:
         yield directory
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _parents(path: str) -> list[str]:

@@ -13,13 +13,12 @@ import base64
 import binascii
 import hashlib
 import re
-import shutil
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from gitopskit import interrupts
 from gitopskit._run import run
 from gitopskit.errors import ConfigError, HostKeyError, SSHError
 from gitopskit.redact import add_secret
@@ -265,12 +264,9 @@ def canonical_public(public: str) -> str:
 @contextmanager
 def private_directory() -> Iterator[Path]:
     """A temporary directory only this user can read (0700), removed even on failure."""
-    directory = Path(tempfile.mkdtemp(prefix="gitopskit-ssh-"))
-    try:
+    with interrupts.temporary_directory("gitopskit-ssh-") as directory:
         directory.chmod(0o700)
         yield directory
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 def generate_key(key_type: str = "ed25519") -> KeyPair:

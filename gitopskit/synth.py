@@ -11,18 +11,27 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import shutil
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 from gitopskit import _fs
+from gitopskit import outdir as ownership
 from gitopskit._run import run
-from gitopskit.errors import CommandError, ConfigError, SynthError, ValidationError
+from gitopskit.errors import (
+    CommandError,
+    ConfigError,
+    ManifestError,
+    OutdirError,
+    SynthError,
+    ValidationError,
+)
 from gitopskit.manifests import count_kinds, load_file, manifest_files
 from gitopskit.node import jsii_environment
 from gitopskit.validate import Report, SchemaValidator
@@ -43,6 +52,7 @@ class SynthResult:
         report: The validation report (None with validation off).
         seconds: Wall time of the whole synth.
         app_output: What the app printed (stderr then stdout), for the user to see.
+        notes: Things worth knowing (an earlier version's ``dist/`` adopted).
     """
 
     outdir: Path
@@ -51,6 +61,7 @@ class SynthResult:
     report: Report | None
     seconds: float
     app_output: str = ""
+    notes: list[str] = field(default_factory=list)
 
 
 def app_command(project_dir: Path, override: str | None = None) -> str:
@@ -97,8 +108,10 @@ def synth(
     validate: bool = True,
     kubernetes_version: str | None = None,
     dry_run: bool = False,
+    on_start: Callable[[str], None] | None = None,
 ) -> SynthResult:
-    """Synthesize the cdk8s app into ``outdir``.
+    """Synthesize the cdk8s app into ``outdir``, which must be synth's (see
+    :mod:`gitopskit.outdir`).
 
     Args:
         project_dir: Where ``cdk8s.yaml`` is; the app runs there.
@@ -107,12 +120,14 @@ def synth(
         validate: Validate every object against the Kubernetes schema.
         kubernetes_version: The schema's Kubernetes version (default: cdk8s-plus's).
         dry_run: Run and validate, then throw the result away: ``outdir`` is left as it is.
+        on_start: Called with the app command once the checks passed, just before it runs.
 
     Returns:
         What was written.
 
     Raises:
         ConfigError: No app command, or a bad Kubernetes version.
+        OutdirError: ``outdir`` is not synth's to replace, or cannot be made; nothing touched.
         NodeNotFoundError: No Node.js for jsii.
         SynthError: The app failed or wrote nothing; the message names the chart's file and
             line, and :attr:`SynthError.details` holds the app's own traceback.
@@ -120,11 +135,19 @@ def synth(
     """
     started = time.perf_counter()
     project_dir = project_dir.resolve()
-    outdir = outdir if outdir.is_absolute() else project_dir / outdir
-    args = shlex.split(app_command(project_dir, app))
+    outdir = Path(os.path.normpath(outdir if outdir.is_absolute() else project_dir / outdir))
+    shown = display_path(outdir, project_dir)
+    command = app_command(project_dir, app)
+    args = shlex.split(command)
     validator = SchemaValidator(kubernetes_version) if validate else None
-    staged = _fs.staging_dir(outdir)
-    try:
+    note = ownership.claim(outdir, project_dir, shown=shown)
+    with ExitStack() as stack:
+        try:
+            staged = stack.enter_context(_fs.staging_dir(outdir))
+        except OSError as error:
+            raise OutdirError(f"cannot create {shown}: {error.strerror}") from None
+        if on_start is not None:
+            on_start(command)
         output = _run_app(args, project_dir, staged)
         files = manifest_files(staged)
         if not files:
@@ -141,20 +164,39 @@ def synth(
                 raise _validation_error(report)
             kinds = Counter(str(d.data["kind"]) for d in objects)
         else:
-            kinds = count_kinds(files)
+            kinds = _count_kinds(files, staged)
+        shown_files = [_shown(path, staged) for path in files]
         if not dry_run:
+            ownership.claim(outdir, project_dir, shown=shown)  # nothing moved in meanwhile
+            ownership.write_marker(staged)
             _fs.replace_dir(staged, outdir)
-    finally:
-        if staged.exists():
-            shutil.rmtree(staged, ignore_errors=True)
     return SynthResult(
         outdir=outdir,
-        files=[_shown(path, staged) for path in files],
+        files=shown_files,
         kinds=kinds,
         report=report,
         seconds=time.perf_counter() - started,
         app_output=output,
+        notes=[note] if note else [],
     )
+
+
+def display_path(path: Path, project_dir: Path) -> str:
+    """``path`` as messages show it: relative to the project when inside it."""
+    try:
+        return path.relative_to(project_dir).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _count_kinds(files: list[Path], root: Path) -> Counter[str]:
+    kinds: Counter[str] = Counter()
+    for path in files:
+        try:
+            kinds.update(count_kinds([path]))
+        except OSError as error:
+            raise ManifestError(f"{_shown(path, root)}: cannot read: {error.strerror}") from None
+    return kinds
 
 
 def _shown(path: Path, root: Path) -> str:

@@ -11,13 +11,13 @@ from gitopskit._fs import replace_dir, staging_dir
 
 def test_replace_existing_and_missing_targets(tmp_path: Path) -> None:
     target = tmp_path / "dist"
-    staged = staging_dir(target)
-    (staged / "a.yaml").write_text("new")
-    replace_dir(staged, target)
+    with staging_dir(target) as staged:
+        (staged / "a.yaml").write_text("new")
+        replace_dir(staged, target)
     assert (target / "a.yaml").read_text() == "new"
-    staged = staging_dir(target)
-    (staged / "b.yaml").write_text("newer")
-    replace_dir(staged, target)
+    with staging_dir(target) as staged:
+        (staged / "b.yaml").write_text("newer")
+        replace_dir(staged, target)
     assert sorted(p.name for p in target.iterdir()) == ["b.yaml"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dist"]
     assert target.stat().st_mode & 0o777 != 0o700
@@ -26,7 +26,7 @@ def test_replace_existing_and_missing_targets(tmp_path: Path) -> None:
 def test_a_file_in_the_way_is_an_error(tmp_path: Path) -> None:
     target = tmp_path / "dist"
     target.write_text("not a directory")
-    staged = staging_dir(target)
-    with pytest.raises(NotADirectoryError):
+    with staging_dir(target) as staged, pytest.raises(NotADirectoryError):
         replace_dir(staged, target)
     assert target.read_text() == "not a directory"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dist"]

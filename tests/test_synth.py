@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from gitopskit.errors import ConfigError, NodeNotFoundError, SynthError, ValidationError
+from gitopskit.outdir import MARKER
 from gitopskit.synth import app_command, synth
 from tests.conftest import run_invoke
 
@@ -51,7 +52,7 @@ def test_example_app_kinds_and_files(project: Path) -> None:
     result = synth(project, Path("dist"))
     assert dict(result.kinds) == EXAMPLE_KINDS
     assert result.files == ["api.k8s.yaml", "base.k8s.yaml", "web.k8s.yaml", "worker.k8s.yaml"]
-    assert sorted(p.name for p in (project / "dist").iterdir()) == result.files
+    assert sorted(p.name for p in (project / "dist").iterdir()) == [MARKER, *result.files]
     assert result.report is not None
     assert result.report.validated == sum(EXAMPLE_KINDS.values())
     assert not result.report.not_validated
