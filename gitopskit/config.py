@@ -172,6 +172,10 @@ class Settings:
                 raise ConfigError(
                     f"invoke.yaml: unknown setting gitopskit.{key}", hint=f"known settings: {known}"
                 )
+        # Every token in the environment is masked from the start, used by this task or not.
+        for setting in SETTINGS.values():
+            if setting.secret:
+                self.token(setting.name)
 
     def get(self, name: str, flag: str | None = None, *, default: str | None = None) -> str | None:
         """Resolve one setting: flag, environment, invoke.yaml, fallbacks, default.
