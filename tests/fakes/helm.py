@@ -5,6 +5,7 @@
 ``bin_dir`` first on ``PATH``. Every invocation appends one JSON line to ``log_path``::
 
     {"argv": [...], "values": {"<path given to -f/--values>": "<content at call time>"},
+     "modes": {"<path>": [<file mode>, <its directory's mode>]},
      "env": {"KUBECONFIG": ..., "HELM_...": ...}}
 
 ``read_helm_log(log_path) -> list[dict]`` parses that log. State (repositories and releases)
@@ -95,6 +96,7 @@ import fcntl
 import json
 import os
 import re
+import stat
 import sys
 import time
 import urllib.error
@@ -547,7 +549,7 @@ def main(argv):
 
 
 def record(argv):
-    values = {}
+    values, modes = {}, {}
     for i, a in enumerate(argv):
         path = None
         if a in ("-f", "--values") and i + 1 < len(argv):
@@ -558,11 +560,13 @@ def record(argv):
             try:
                 with open(path) as fh:
                     values[path] = fh.read()
+                modes[path] = [stat.S_IMODE(os.stat(p).st_mode)
+                               for p in (path, os.path.dirname(os.path.abspath(path)))]
             except OSError:
                 values[path] = None
     env = {k: v for k, v in os.environ.items()
            if k == "KUBECONFIG" or k.startswith("HELM_") or k == "FAKE_HELM_FAIL"}
-    line = json.dumps({"argv": argv, "values": values, "env": env})
+    line = json.dumps({"argv": argv, "values": values, "modes": modes, "env": env})
     with open(CONFIG["log"], "a") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         fh.write(line + "\n")
