@@ -248,6 +248,7 @@ class GitLabAccess:
     deploy_keys: DeployKeys | None = None
     project: str | None = None
     problem: str | None = None
+    error: GitopskitError | None = None
 
 
 def gitlab_access(settings: Settings, *, dry_run: bool) -> GitLabAccess:
@@ -258,12 +259,11 @@ def gitlab_access(settings: Settings, *, dry_run: bool) -> GitLabAccess:
     """
     try:
         target = gitlab_target(settings)
-    except ConfigError:
+    except ConfigError as error:
         if not dry_run:
             raise
         return GitLabAccess(
-            project=settings.get("MANIFESTS_PROJECT"),
-            problem="no GitLab token (GITLAB_TOKEN or MANIFESTS_TOKEN)",
+            project=settings.get("MANIFESTS_PROJECT"), problem="no GitLab token", error=error
         )
     if target is None:
         return GitLabAccess()
@@ -279,7 +279,8 @@ def _project_defaults(access: GitLabAccess, dry_run: bool) -> tuple[str | None, 
     except GitLabError as error:
         if not dry_run:
             raise
-        access.problem = f"GitLab not reachable ({error.message})"
+        access.problem = "GitLab not reachable"
+        access.error = error
         return None, None
     return str(project.ssh_url_to_repo), str(project.default_branch)
 
@@ -446,6 +447,9 @@ class Bootstrap:
         #: Why the cluster cannot be checked, in a dry run (None: it can).
         self.cluster_problem: str | None = None
         self.helm_problem: str | None = None
+        self.context: str | None = None
+        if options.git_url is None:
+            self.result.missing.append("the git URL (pass --git-url)")
         if options.git_branch is None:
             self.result.missing.append("the branch (pass --git-branch)")
 
@@ -456,6 +460,13 @@ class Bootstrap:
         self.ui.step(label, f"{problem}: {would}")
         if problem not in self.result.unchecked:
             self.result.unchecked.append(problem)
+
+    def found_problem(self, problem: str, error: GitopskitError) -> str:
+        """In a dry run, note once why something cannot be checked; returns ``problem``."""
+        self.ui.warn(f"{problem}, so the dry run cannot check it: {error.message}")
+        if error.hint:
+            self.ui.block(f"hint: {error.hint}")
+        return problem
 
     def plan(self, line: str) -> None:
         """A command or request the run would send."""
@@ -469,12 +480,11 @@ class Bootstrap:
         except NoKubeContextError as error:
             if not self.options.dry_run:
                 raise
-            self.cluster_problem = error.message
-            self.ui.block(f"hint: {error.hint}")
+            self.cluster_problem = self.found_problem("no kube context configured", error)
         except ClusterUnreachableError as error:
             if not self.options.dry_run:
                 raise
-            self.cluster_problem = f"cluster not reachable ({error.message})"
+            self.cluster_problem = self.found_problem("cluster not reachable", error)
 
     # --- steps --------------------------------------------------------------------------------
 
@@ -498,13 +508,13 @@ class Bootstrap:
         with self._cluster_reads():
             cluster = self.kubectl.cluster()
             self.helm.server = cluster.server
+            self.context = cluster.context
 
     def host_keys(self) -> str:
         """Step 1: scan, keep the keys that match a pin, return known_hosts."""
         url = self.options.git_url
         if url is None:
             self.unchecked("host key", "git URL unknown", "would scan the git host's SSH keys")
-            self.result.missing.append("the git URL (pass --git-url)")
             return SCANNED_HOSTS
         meant = scp_port_hint(url)
         if meant:
@@ -520,7 +530,7 @@ class Bootstrap:
                 raise
             checked = f"checked against {len(pins)} pinned fingerprints" if pins else "unpinned"
             would = f"would scan {url.known_hosts_host} ({checked}) for known_hosts"
-            self.unchecked("host key", f"git host not reachable ({error.message})", would)
+            self.unchecked("host key", self.found_problem("git host not reachable", error), would)
             return SCANNED_HOSTS
         return self._trusted_hosts(url, keys, pins)
 
@@ -625,16 +635,13 @@ class Bootstrap:
 
     def title(self) -> str:
         """The deploy key's title: cluster context and namespace."""
-        context = self.options.context or "<context>"
-        if not self.cluster_problem:
-            with self._cluster_reads():
-                context = self.kubectl.current_context()
+        context = self.context or self.options.context or "<context>"
         return f"flux {context}/{self.options.namespace}"
 
     def deploy_key(self, key: KeyPair) -> None:
         """Step 4: a read-only deploy key on the manifests project (or instructions)."""
         if self.deploy_keys is None and self.access.problem is None:
-            self.ui.step("deploy key", "GitLab is not configured: add this public key by hand")
+            self.ui.step("deploy", "GitLab is not configured: add this public key by hand")
             self.ui.block(
                 f"{key.public}\nas a read-only deploy key (write access off) of the manifests "
                 f"repository, in {DEPLOY_KEYS_PAGE}"
@@ -646,20 +653,20 @@ class Bootstrap:
         if found is not None:
             self.result.deploy_key_id = int(found.id)
             access = "read-write" if getattr(found, "can_push", False) else "read-only"
-            self.ui.step("deploy key", f"{project} already has it (id {found.id}, {access})")
+            self.ui.step("deploy", f"{project} already has it (id {found.id}, {access})")
             if access == "read-write":
                 self.ui.warn(f"deploy key {found.id} can push; Flux needs read-only")
             return
         if self.options.dry_run:
             self.plan(f"POST {project} deploy key {title!r} ({key.fingerprint}, can_push=false)")
             if self.access.problem is None:
-                self.ui.step("deploy key", f"would add a read-only deploy key to {project}")
+                self.ui.step("deploy", f"would add a read-only deploy key to {project}")
             return
         assert self.deploy_keys is not None
         self.result.deploy_key_id = self.deploy_keys.add(key.public, title)
         self.result.deploy_key_created = True
         self.ui.step(
-            "deploy key", f"added read-only {title!r} to {project} (id {self.result.deploy_key_id})"
+            "deploy", f"added read-only {title!r} to {project} (id {self.result.deploy_key_id})"
         )
 
     def _find_deploy_key(self, key: KeyPair, title: str) -> Any | None:
@@ -667,18 +674,19 @@ class Bootstrap:
         reach (the step is then marked unchecked)."""
         would = f"would add a read-only deploy key {title!r} to {self.access.project} unless " \
             "it is there"  # fmt: skip
-        if self.access.problem is not None:
-            self.unchecked("deploy key", self.access.problem, would)
-            return None
-        assert self.deploy_keys is not None
-        try:
-            return self.deploy_keys.find(key.public)
-        except GitLabError as error:
-            if not self.options.dry_run:
-                raise
-            self.access.problem = f"GitLab not reachable ({error.message})"
-            self.unchecked("deploy key", self.access.problem, would)
-            return None
+        if self.access.problem is None:
+            assert self.deploy_keys is not None
+            try:
+                return self.deploy_keys.find(key.public)
+            except GitLabError as error:
+                if not self.options.dry_run:
+                    raise
+                self.access.problem, self.access.error = "GitLab not reachable", error
+        if self.access.error is not None:
+            self.found_problem(self.access.problem, self.access.error)
+            self.access.error = None
+        self.unchecked("deploy", self.access.problem, would)
+        return None
 
     def install(self, hosts: str) -> None:
         """Step 5: ``helm upgrade --install`` of each release, by chart URL, owner proven
@@ -753,8 +761,20 @@ class Bootstrap:
         """Restart and wait, delete the recorded deploy keys, then drop the annotation.
 
         Only deploy keys whose fingerprint is in ``retiring`` (as recorded on the Secret) are
-        deleted; the current key never is. A failure leaves the annotation for the next run.
+        deleted; the current key never is. A failure leaves the annotation for the next run,
+        and its message says so.
         """
+        try:
+            self._finish_rotation(retiring, current)
+        except GitopskitError as error:
+            resume = (
+                f"the new key is in the Secret {self.where}, which records the rotation: run "
+                "`invoke flux-rotate-key` (or flux-bootstrap) again to finish it"
+            )
+            error.hint = f"{error.hint}; {resume}" if error.hint else resume
+            raise
+
+    def _finish_rotation(self, retiring: Sequence[str], current: KeyPair) -> None:
         self.wait(restart=True)
         for wanted in retiring:
             if wanted == current.fingerprint:
@@ -775,7 +795,7 @@ class Bootstrap:
         """Delete the project's deploy keys with fingerprint ``wanted`` (recorded as ours)."""
         if self.deploy_keys is None or self.access.problem:
             problem = self.access.problem or "GitLab is not configured"
-            self.unchecked("deploy key", problem, f"would delete the deploy key {wanted}")
+            self.unchecked("deploy", problem, f"would delete the deploy key {wanted}")
             return
         found = self.deploy_keys.with_fingerprint(wanted)
         if not found:
@@ -786,7 +806,7 @@ class Bootstrap:
                 continue
             self.deploy_keys.delete(int(key.id))
             self.result.old_deploy_key_id = int(key.id)
-            self.ui.step("deploy key", f"deleted the retired deploy key {key.id} ({wanted})")
+            self.ui.step("deploy", f"deleted the retired deploy key {key.id} ({wanted})")
         self.result.retired.append(wanted)
 
     def _resume(self, existing: SecretState, key: KeyPair) -> bool:
@@ -805,8 +825,8 @@ class Bootstrap:
         """Steps 1 to 6 (and the end of an interrupted rotation); the summary is
         :func:`report`."""
         self.check_tools()
-        hosts = self.host_keys()
         self.connect()
+        hosts = self.host_keys()
         existing = self.existing_secret()
         key = self.key_pair(existing)
         retiring = retiring_fingerprints(existing)
@@ -885,7 +905,7 @@ class Bootstrap:
             self.ui.warn(f"could not delete the new deploy key {key_id} again ({error.message}); "
                          f"delete it in {DEPLOY_KEYS_PAGE}")  # fmt: skip
             return
-        self.ui.step("deploy key", f"the Secret was not changed: deleted the new deploy key "
+        self.ui.step("deploy", f"the Secret was not changed: deleted the new deploy key "
                      f"{key_id} again")  # fmt: skip
 
 

@@ -91,7 +91,7 @@ def test_oci_chart_is_a_reference() -> None:
 def test_a_release_of_another_chart_is_refused(
     cluster: tuple[FakeKube, dict[str, str], Path], tmp_path: Path
 ) -> None:
-    kube, env, log = cluster
+    _, env, log = cluster
     theirs = subprocess.run(
         ["helm", "upgrade", "--install", "flux", "podinfo", "--repo", "https://example.test",
          "--version", "6.0.0", "--namespace", "flux"],

@@ -56,7 +56,7 @@ def test_server_side_apply_get_and_absent(kube: tuple[FakeKube, dict[str, str]])
     assert Kubectl("other", env, request_timeout=7).args("get", "ns") == [
         "kubectl", "--context", "other", "--request-timeout=7s", "get", "ns"
     ]  # fmt: skip
-    # --request-timeout reaches the server as ?timeout= on every request but kubectl's version probe.
+    # --request-timeout reaches the server as ?timeout= on all but the version probe.
     assert {r.query.get("timeout") for r in fake.requests if r.path != "/version"} == {"1m0s"}
     kubectl.apply(
         [secret_manifest("flux-ssh", "flux-system", {"identity": "PRIVATE-KEY-TEXT-123"},
