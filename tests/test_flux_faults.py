@@ -16,7 +16,7 @@ from gitopskit.flux import RETIRING_ANNOTATION
 from gitopskit.helm import HelmReleaseConflictError
 from gitopskit.kube import ClusterUnreachableError
 from gitopskit.ssh import HostUnreachableError, fingerprint
-from tests.conftest import run_invoke
+from tests.conftest import ROOT, run_invoke
 from tests.fakes.helm import read_helm_state
 from tests.flux_fixtures import *  # noqa: F403
 from tests.flux_fixtures import (
@@ -197,8 +197,9 @@ def test_a_stalled_api_server_is_bounded(
 
 
 def _invoke(project: Path, *args: str, **env: str) -> tuple[int, str, str]:
-    """The task as a user runs it, in this test's environment (``os.environ``) plus ``env``."""
-    done = run_invoke(project, *args, env=env)
+    """The task as a user runs it, in this test's environment (``os.environ``) plus ``env``,
+    importing this checkout's gitopskit."""
+    done = run_invoke(project, *args, env={"PYTHONPATH": str(ROOT), **env})
     return done.returncode, done.stdout, done.stderr
 
 
