@@ -393,7 +393,7 @@ def releases(options: Options, hosts: str) -> list[Release]:
             }
         },
         "kustomization": {"spec": {"path": path, "prune": True}},
-        # The key lives in the Secret of step 3, not in helm's release data.
+        # The key lives in the Secret of step 4, not in helm's release data.
         "secret": {"create": False},
     }
     return [
@@ -502,7 +502,7 @@ class Bootstrap:
                 self.helm_problem = f"{tool} is not installed"
 
     def connect(self) -> None:
-        """Read the kube context from the kubeconfig (no network)."""
+        """Step 1: the kube context and API server, from the kubeconfig."""
         if self.cluster_problem:
             return
         with self._cluster_reads():
@@ -511,7 +511,7 @@ class Bootstrap:
             self.context = cluster.context
 
     def host_keys(self) -> str:
-        """Step 1: scan, keep the keys that match a pin, return known_hosts."""
+        """Step 2: scan, keep the keys that match a pin, return known_hosts."""
         url = self.options.git_url
         if url is None:
             self.unchecked("host key", "git URL unknown", "would scan the git host's SSH keys")
@@ -570,7 +570,7 @@ class Bootstrap:
         return f"{self.options.namespace}/{self.options.secret_name}"
 
     def key_pair(self, existing: SecretState | None) -> KeyPair:
-        """Step 2: the key from the existing Secret, else a new one."""
+        """Step 3: the key from the existing Secret, else a new one."""
         if existing and existing.data.get("identity"):
             key = key_of(existing)
             self.ui.step("key", f"reusing the key in Secret {self.where} ({key.fingerprint})")
@@ -596,7 +596,7 @@ class Bootstrap:
         data: Mapping[str, str],
         retiring: Sequence[str] = (),
     ) -> None:
-        """Step 3: Namespace and Secret by server-side apply, unless already as wanted.
+        """Step 4: Namespace and Secret by server-side apply, unless already as wanted.
 
         ``retiring`` (fingerprints) goes into the Secret's annotation in the same apply.
         """
@@ -639,7 +639,7 @@ class Bootstrap:
         return f"flux {context}/{self.options.namespace}"
 
     def deploy_key(self, key: KeyPair) -> None:
-        """Step 4: a read-only deploy key on the manifests project (or instructions)."""
+        """Step 5: a read-only deploy key on the manifests project (or instructions)."""
         if self.deploy_keys is None and self.access.problem is None:
             self.ui.step("deploy", "GitLab is not configured: add this public key by hand")
             self.ui.block(
@@ -689,7 +689,7 @@ class Bootstrap:
         return None
 
     def install(self, hosts: str) -> None:
-        """Step 5: ``helm upgrade --install`` of each release, by chart URL, owner proven
+        """Step 6: ``helm upgrade --install`` of each release, by chart URL, owner proven
         first; a release that needs CRDs waits until they are established."""
         for release in releases(self.options, hosts):
             if not release.base_values.is_file():
@@ -734,7 +734,7 @@ class Bootstrap:
         self.plan(_command(args))
 
     def wait(self, *, restart: bool = False) -> None:
-        """Step 6: rollout status of the Flux deployments (after a restart, when rotating)."""
+        """Step 7: rollout status of the Flux deployments (after a restart, when rotating)."""
         options = self.options
         verb = "restart and wait for" if restart else "wait for"
         if options.dry_run:
@@ -822,7 +822,7 @@ class Bootstrap:
     # --- the runs -----------------------------------------------------------------------------
 
     def bootstrap(self) -> Result:
-        """Steps 1 to 6 (and the end of an interrupted rotation); the summary is
+        """Steps 1 to 7 (and the end of an interrupted rotation); the summary is
         :func:`report`."""
         self.check_tools()
         self.connect()
@@ -857,6 +857,11 @@ class Bootstrap:
         self.kubectl.check()
         self.connect()
         existing = self.existing_secret()
+        if self.cluster_problem:
+            raise ConfigError(
+                f"{self.cluster_problem}: the Secret {self.where} whose key would be rotated "
+                "cannot be read, so there is no plan to show"
+            )
         if not existing or not existing.data.get("identity"):
             raise ConfigError(
                 f"there is no Secret {self.where} with a key to rotate",
@@ -917,7 +922,7 @@ def key_of(secret: SecretState) -> KeyPair:
 
 
 def report(ui: Progress, result: Result) -> None:
-    """Step 7: the summary (and a dry run's plan and generated values).
+    """Step 8: the summary (and a dry run's plan and generated values).
 
     Raises:
         ConfigError: A dry run's plan is incomplete (after printing it).

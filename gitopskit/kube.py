@@ -82,7 +82,7 @@ class SecretState:
 
 def duration(seconds: float) -> str:
     """Seconds as a Go duration (``60s``, ``0.5s``), for ``--request-timeout`` and ``--timeout``."""
-    return f"{seconds:g}s"
+    return f"{seconds:.3f}".rstrip("0").rstrip(".") + "s"
 
 
 class Kubectl:

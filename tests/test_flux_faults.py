@@ -56,7 +56,7 @@ def no_private_key_in(text: str, *secrets: dict[str, str]) -> None:
 
 
 def test_rotation_resumes_after_a_failed_restart(world: FluxWorld) -> None:
-    world.run()
+    world.run(wait=False)  # the rotation's own waits are what this test is about
     original = world.secret()
     other_cluster = _add_other_clusters_key(world)
     world.kube.fail_next("PATCH", r"/deployments/", 500)  # the rollout restart fails once
@@ -85,14 +85,14 @@ def test_rotation_resumes_after_a_failed_restart(world: FluxWorld) -> None:
     # Nothing left to do: a further bootstrap writes nothing.
     world.gitlab.requests.clear()
     world.kube.clear_requests()
-    world.run()
+    world.run(wait=False)
     assert world.gitlab_writes() == []
     assert not [r for r in world.kube.writes() if "/secrets/" in r.path]
     no_private_key_in(world.output(), original, intermediate)
 
 
 def test_bootstrap_finishes_a_rotation_left_by_a_failed_wait(world: FluxWorld) -> None:
-    world.run()
+    world.run(wait=False)
     original = world.secret()
     world.kube.auto_ready = False  # the restarted controllers never become ready
     with pytest.raises(KubeError, match="rollout status"):
@@ -113,7 +113,7 @@ def test_bootstrap_finishes_a_rotation_left_by_a_failed_wait(world: FluxWorld) -
 
 
 def test_a_failed_secret_write_withdraws_the_new_deploy_key(world: FluxWorld) -> None:
-    world.run()
+    world.run(wait=False)
     original = world.secret()
     world.kube.fail_next("PATCH", r"/secrets/flux-ssh", 500)
     with pytest.raises(KubeError):
@@ -139,7 +139,7 @@ def _add_other_clusters_key(world: FluxWorld) -> dict[str, str]:
 
 def test_one_pinned_fingerprint_writes_that_key_and_names_the_others(world: FluxWorld) -> None:
     ed25519 = world.sshd.host_key_fingerprints()["ssh-ed25519"]
-    result = world.run(fingerprints=(ed25519,), require_pinned=True)
+    result = world.run(fingerprints=(ed25519,), require_pinned=True, wait=False)
     assert result.host_pinned
     secret = world.secret()
     assert secret["known_hosts"].splitlines() == [
@@ -281,7 +281,7 @@ def test_helm_leaves_the_repositories_alone_and_waits_for_the_crds(world: FluxWo
     )  # fmt: skip
     assert mirror.returncode == 0, mirror.stderr
     world.kube.crd_establish_delay = 1.5  # flux2-sync's kinds are served 1.5 s after flux2
-    world.run()
+    world.run(wait=False)
     assert read_helm_state(world.helm_log)["repos"] == {
         "fluxcd-community": "https://mirror.example.test/charts"
     }
@@ -293,7 +293,7 @@ def test_helm_leaves_the_repositories_alone_and_waits_for_the_crds(world: FluxWo
 
 
 def test_a_release_of_another_chart_is_refused(world: FluxWorld) -> None:
-    world.run(FLUX_VERSION="1", FLUX_NAMESPACE="flux-system")  # Flux 1's release "flux"
+    world.run(FLUX_VERSION="1", FLUX_NAMESPACE="flux-system", wait=False)  # Flux 1's "flux"
     world.gitlab.requests.clear()
     with pytest.raises(HelmReleaseConflictError) as raised:
         world.run(FLUX_VERSION="2")
@@ -311,7 +311,7 @@ def test_a_failed_first_install_is_rolled_back_and_the_rerun_completes(
         world.run()
     assert read_helm_state(world.helm_log)["releases"] == {}
     assert world.kube.get("Deployment", "source-controller", "flux-system") is None
-    world.run()
+    world.run(wait=False)
     assert set(read_helm_state(world.helm_log)["releases"]) == {
         "flux-system/flux", "flux-system/flux-sync"
     }  # fmt: skip

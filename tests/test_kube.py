@@ -16,6 +16,7 @@ from gitopskit.kube import (
     Kubectl,
     NoKubeContextError,
     SecretState,
+    duration,
     namespace_manifest,
     secret_manifest,
 )
@@ -160,3 +161,7 @@ def test_stalled_api_server_is_bounded(tmp_path: Path, stalled: StalledListener)
     assert server in message and "did not answer" in message
     assert "kubectl get secret flux-system/flux-ssh" in message
     assert stalled.accepted >= 1
+
+
+def test_durations_are_go_durations() -> None:
+    assert [duration(s) for s in (60, 0.5, 1e6, 2.25)] == ["60s", "0.5s", "1000000s", "2.25s"]
