@@ -230,7 +230,10 @@ def unreachable_cause(url: GitURL, keyscan_stderr: str, timeout: float) -> str:
         try:
             greeting = conn.recv(255)
         except TimeoutError:
-            return f"it accepted the connection but sent no SSH greeting within {timeout:g}s"
+            return (
+                f"timed out: the connection was accepted but sent no SSH greeting within "
+                f"{timeout:g}s"
+            )
         except OSError as error:
             return (error.strerror or str(error)).lower()
     if not greeting.startswith(b"SSH-"):

@@ -127,7 +127,9 @@ def test_keyscan_stalled_listener_is_bounded_and_named(stalled: StalledListener)
         ssh.keyscan(url, timeout=1)
     assert time.monotonic() - started < 8
     assert f"127.0.0.1:{stalled.port}" in raised.value.message
-    assert "sent no SSH greeting within 1s" in raised.value.message
+    assert "timed out: the connection was accepted but sent no SSH greeting within 1s" in (
+        raised.value.message
+    )
     assert "GITOPSKIT_NETWORK_TIMEOUT" in str(raised.value)
 
 
