@@ -201,12 +201,13 @@ FLUX_HELP = {
     "git-path": "directory in the repository Flux applies (default: MANIFESTS_PATH)",
     "key-type": "ed25519 (default), ecdsa (P-384) or rsa (4096 bits)",
     "host-key-fingerprint": "pinned SHA256:… host key fingerprint (repeatable; gitlab.com's are "
-    "built in)",
+    "built in); the scanned keys that match one go into known_hosts",
     "require-pinned-host-key": "refuse a git host with no pinned fingerprint instead of trusting "
     "it on first use",
     "context": "kube context (default: KUBE_CONTEXT, else the current context)",
     "wait": "wait for the Flux deployments to roll out (--no-wait: do not)",
-    "dry-run": "print the plan and the generated values; change nothing anywhere",
+    "dry-run": "print the plan and the generated values; change nothing anywhere (works without "
+    "a cluster, network or token: unchecked steps say why)",
 }
 
 

@@ -1,4 +1,11 @@
-"""helm, through the one program helper.
+"""helm, through the one program helper, without side effects on the operator's helm.
+
+Charts are installed by URL (``helm upgrade --install RELEASE CHART --repo URL``) or by OCI
+reference, never through ``helm repo add``: that rewrites the operator's ``repositories.yaml``
+and replaces a same-named repository (a mirror, say). Before a release is installed or upgraded
+its owner is proven: an existing release of that name with another chart is refused, not
+overwritten. A first install that fails is uninstalled again (or the message gives the one
+command that does it); a failed upgrade of an existing release is left to helm's history.
 
 Values gitopskit computes go through one generated values file (mode 0600, in a private
 temporary directory removed afterwards), never ``--set``: its parser breaks on commas, and
@@ -7,7 +14,11 @@ known_hosts has them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+import re
+import shlex
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,30 +26,83 @@ from typing import Any
 import yaml
 
 from gitopskit._run import run, which
-from gitopskit.errors import HelmError
+from gitopskit.errors import ConfigError, HelmError
+from gitopskit.kube import duration
 from gitopskit.ssh import private_directory
 
-TIMEOUT = 600
+#: Seconds a network operation may take when no timeout is given (GITOPSKIT_NETWORK_TIMEOUT).
+NETWORK_TIMEOUT = 60.0
+_RELEASE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,51}[a-z0-9])?$")
+_CHART_LABEL = re.compile(r"^(?P<name>.+)-(?P<version>v?\d+\.\d+\.\d+\S*)$")
+
+
+class HelmReleaseConflictError(HelmError):
+    """A release of that name exists with another chart: it is not gitopskit's to replace."""
 
 
 @dataclass(frozen=True)
 class Chart:
-    """A chart in a chart repository, at a pinned version."""
+    """A chart at a pinned version, in a chart repository (``https://``) or a registry
+    (``oci://``)."""
 
-    repo_name: str
     repo_url: str
     name: str
     version: str
 
     @property
+    def oci(self) -> bool:
+        """Whether the chart lives in an OCI registry."""
+        return self.repo_url.startswith("oci://")
+
+    @property
     def ref(self) -> str:
-        """``repo/name``, as helm takes it."""
-        return f"{self.repo_name}/{self.name}"
+        """The chart argument: the name (with ``--repo``), or the full ``oci://`` reference."""
+        return f"{self.repo_url.rstrip('/')}/{self.name}" if self.oci else self.name
+
+    def source_args(self) -> list[str]:
+        """``--repo URL`` for a chart repository; nothing for an OCI reference."""
+        return [] if self.oci else ["--repo", self.repo_url]
+
+    def __str__(self) -> str:
+        where = self.ref if self.oci else f"{self.name} from {self.repo_url}"
+        return f"{where} {self.version}"
+
+
+@dataclass(frozen=True)
+class ReleaseInfo:
+    """A release as ``helm list`` shows it."""
+
+    name: str
+    namespace: str
+    chart: str
+    status: str
+    revision: str
+
+    @property
+    def chart_name(self) -> str:
+        """The chart's name without its version (``flux2`` of ``flux2-2.18.3``)."""
+        match = _CHART_LABEL.match(self.chart)
+        return match["name"] if match else self.chart
 
 
 def dump_values(values: Mapping[str, Any]) -> str:
     """Values as YAML, in the order given (block style, so known_hosts stays readable)."""
     return yaml.safe_dump(dict(values), sort_keys=False, default_flow_style=False, width=10_000)
+
+
+def check_release_name(name: str) -> str:
+    """``name`` when it is a valid helm release name (a DNS label of at most 53 characters).
+
+    Raises:
+        ConfigError: It is not.
+    """
+    if not _RELEASE_NAME.match(name):
+        raise ConfigError(
+            f"{name!r} is not a valid helm release name",
+            hint="use at most 53 lower-case letters, digits and '-', starting and ending with "
+            "a letter or digit",
+        )
+    return name
 
 
 class Helm:
@@ -47,11 +111,22 @@ class Helm:
     Args:
         context: The kubeconfig context (None: the current one).
         env: The environment helm runs with (default: this process's).
+        network_timeout: Seconds a single network operation may take.
+        server: The Kubernetes API server, for messages.
     """
 
-    def __init__(self, context: str | None = None, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        context: str | None = None,
+        env: Mapping[str, str] | None = None,
+        *,
+        network_timeout: float = NETWORK_TIMEOUT,
+        server: str = "",
+    ) -> None:
         self.context = context or None
         self.env = env
+        self.network_timeout = network_timeout
+        self.server = server
 
     def check(self) -> None:
         """Raise :class:`~gitopskit.errors.ToolNotFoundError` naming helm when it is missing."""
@@ -60,27 +135,93 @@ class Helm:
     def _context(self) -> list[str]:
         return ["--kube-context", self.context] if self.context else []
 
-    def repo_add_args(self, chart: Chart) -> list[str]:
-        """The argv of ``helm repo add --force-update``."""
-        return ["helm", "repo", "add", "--force-update", chart.repo_name, chart.repo_url]
+    def install_timeout(self, wait_timeout: float) -> float:
+        """helm's ``--timeout`` for an install or upgrade: the wait timeout or the network
+        timeout, whichever is larger."""
+        return max(wait_timeout, self.network_timeout)
 
     def upgrade_args(
-        self, release: str, chart: Chart, namespace: str, base_values: Path, values_file: str
+        self,
+        release: str,
+        chart: Chart,
+        namespace: str,
+        base_values: Path,
+        values_file: str,
+        *,
+        timeout: float,
     ) -> list[str]:
-        """The argv of ``helm upgrade --install``."""
+        """The argv of ``helm upgrade --install`` (chart by URL or OCI reference)."""
         return [
-            "helm", "upgrade", "--install", release, chart.ref,
+            "helm", "upgrade", "--install", release, chart.ref, *chart.source_args(),
             *self._context(),
             "--namespace", namespace,
             "--version", chart.version,
+            "--timeout", duration(timeout),
             "-f", str(base_values),
             "-f", values_file,
         ]  # fmt: skip
 
-    def repo_add(self, chart: Chart) -> None:
-        """Add (or update) the chart's repository."""
-        run(self.repo_add_args(chart), env=self.env, error=HelmError, timeout=120,
-            what=f"helm repo add {chart.repo_name}")  # fmt: skip
+    def uninstall_args(self, release: str, namespace: str) -> list[str]:
+        """The argv of ``helm uninstall``."""
+        return ["helm", "uninstall", release, *self._context(), "--namespace", namespace,
+                "--timeout", duration(self.network_timeout)]  # fmt: skip
+
+    def _run(self, args: Sequence[str], *, timeout: float, what: str, where: str) -> str:
+        started = time.monotonic()
+        try:
+            return run(args, env=self.env, error=HelmError, timeout=timeout, what=what).stdout
+        except HelmError as error:
+            if error.returncode is None and time.monotonic() - started >= timeout * 0.99:
+                raise HelmError(
+                    f"{what} did not finish within {timeout:g}s (talking to {where})",
+                    hint="check the network and the cluster; GITOPSKIT_NETWORK_TIMEOUT bounds "
+                    f"each network operation (now {self.network_timeout:g}s)",
+                ) from None
+            raise
+
+    @property
+    def _margin(self) -> float:
+        """Seconds a helm process may take on top of its own ``--timeout``: two network
+        operations (the chart download, the API server) and its start."""
+        return 2 * self.network_timeout + 3
+
+    def _cluster(self) -> str:
+        return f"the Kubernetes API server at {self.server}" if self.server else "the cluster"
+
+    def find(self, release: str, namespace: str) -> ReleaseInfo | None:
+        """The release named ``release`` in ``namespace`` in any state, or None."""
+        args = ["helm", "list", *self._context(), "--namespace", namespace, "--all",
+                "--filter", f"^{check_release_name(release)}$", "--output", "json"]  # fmt: skip
+        out = self._run(args, timeout=self._margin,
+                        what=f"helm list {namespace}/{release}", where=self._cluster())  # fmt: skip
+        for item in json.loads(out or "[]"):
+            if item.get("name") == release:
+                return ReleaseInfo(
+                    name=release,
+                    namespace=str(item.get("namespace") or namespace),
+                    chart=str(item.get("chart") or ""),
+                    status=str(item.get("status") or ""),
+                    revision=str(item.get("revision") or ""),
+                )
+        return None
+
+    def check_owner(self, release: str, chart: Chart, namespace: str) -> ReleaseInfo | None:
+        """The existing release, when it is of ``chart`` (gitopskit's to upgrade); None when
+        there is none.
+
+        Raises:
+            HelmReleaseConflictError: A release of that name has another chart.
+        """
+        existing = self.find(release, namespace)
+        if existing is not None and existing.chart_name != chart.name:
+            command = shlex.join(self.uninstall_args(release, namespace))
+            raise HelmReleaseConflictError(
+                f"helm release {namespace}/{release} is the chart {existing.chart} "
+                f"({existing.status}), not {chart.name}: refusing to replace it",
+                hint="it is not this installation's: choose another release name, or, if it is "
+                f"no longer needed, remove it first ({command})",
+            )
+        return existing
 
     def upgrade_install(
         self,
@@ -89,21 +230,70 @@ class Helm:
         namespace: str,
         base_values: Path,
         values: Mapping[str, Any],
-    ) -> None:
-        """``helm upgrade --install`` with the base values file and one generated values file.
+        *,
+        wait_timeout: float = 0,
+    ) -> bool:
+        """Install or upgrade ``release`` after proving it is gitopskit's to change.
+
+        Args:
+            release: The release name.
+            chart: The chart, by repository URL or OCI reference.
+            namespace: The release's namespace (it must exist).
+            base_values: The reviewed base values file.
+            values: The values gitopskit computes (written to a private file).
+            wait_timeout: Seconds helm may wait for any Kubernetes operation; the network
+                timeout when larger.
+
+        Returns:
+            True when the release was installed, False when an existing one was upgraded.
 
         Raises:
-            HelmError: helm failed.
+            HelmReleaseConflictError: The release exists with another chart.
+            HelmError: helm failed; a failed first install has been uninstalled (or the hint
+                gives the command that does it).
             ToolNotFoundError: helm is not installed.
         """
+        existing = self.check_owner(release, chart, namespace)
+        timeout = self.install_timeout(wait_timeout)
         with private_directory() as directory:
             path = directory / "values.yaml"
             path.touch(mode=0o600)
             path.write_text(dump_values(values))
-            run(
-                self.upgrade_args(release, chart, namespace, base_values, str(path)),
-                env=self.env,
-                error=HelmError,
-                timeout=TIMEOUT,
-                what=f"helm upgrade --install {release}",
+            args = self.upgrade_args(release, chart, namespace, base_values, str(path),
+                                     timeout=timeout)  # fmt: skip
+            try:
+                self._run(
+                    args,
+                    timeout=timeout + self._margin,
+                    what=f"helm upgrade --install {release}",
+                    where=f"the chart repository {chart.repo_url} and {self._cluster()}",
+                )
+            except HelmError as error:
+                if existing is not None:
+                    raise
+                raise self._rolled_back(error, release, namespace) from None
+        return existing is None
+
+    def _rolled_back(self, error: HelmError, release: str, namespace: str) -> HelmError:
+        """Uninstall what a failed first install left; the error to raise says which."""
+        command = shlex.join(self.uninstall_args(release, namespace))
+        try:
+            if self.find(release, namespace) is None:
+                return error
+            self._run(self.uninstall_args(release, namespace),
+                      timeout=self.network_timeout + self._margin,
+                      what=f"helm uninstall {release}",
+                      where=self._cluster())  # fmt: skip
+        except HelmError:
+            return HelmError(
+                f"{error.message}\nthe failed first install of {namespace}/{release} could "
+                "not be uninstalled",
+                returncode=error.returncode,
+                hint=f"clean it up with: {command}",
             )
+        return HelmError(
+            f"{error.message}\nthe failed first install of {namespace}/{release} was "
+            "uninstalled: nothing is left behind",
+            returncode=error.returncode,
+            hint=error.hint,
+        )

@@ -1,8 +1,11 @@
 """SSH for Flux: git URLs, host keys (scan, known_hosts, pinned fingerprints) and key pairs.
 
-Host keys are scanned with ``ssh-keyscan`` (bounded by ``-T``), written one per line without
-comments (``[host]:port`` for a port other than 22) and checked against pinned SHA256
-fingerprints computed here in Python the way ``ssh-keygen -l`` does. Key pairs are made by
+Host keys are scanned with ``ssh-keyscan`` (bounded by ``-T`` and a process timeout) and checked
+against pinned SHA256 fingerprints computed here in Python the way ``ssh-keygen -l`` does: the
+keys that match a pin are written to known_hosts, one per line without comments
+(``[host]:port`` for a port other than 22); the unpinned types are named, not written. A host
+that cannot be reached is reported with the cause (name resolution, refused, no answer). Key
+pairs are made by
 ``ssh-keygen`` in a private temporary directory that is removed even on failure; the private key
 is registered with the redactor the moment it is read and is never printed.
 """
@@ -12,10 +15,12 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import math
 import re
+import socket
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from gitopskit import interrupts
@@ -24,7 +29,8 @@ from gitopskit.errors import ConfigError, HostKeyError, SSHError
 from gitopskit.redact import add_secret
 
 DEFAULT_PORT = 22
-KEYSCAN_TIMEOUT = 10
+#: Seconds a network operation may take when no timeout is given (GITOPSKIT_NETWORK_TIMEOUT).
+NETWORK_TIMEOUT = 60.0
 KEYSCAN_TYPES = "rsa,ecdsa,ed25519"
 
 #: SSH host key fingerprints GitLab publishes for gitlab.com (ED25519, ECDSA, RSA).
@@ -53,6 +59,11 @@ _URL_HINT = (
     "give the manifests repository's SSH URL, as git@host:group/repo.git or "
     "ssh://git@host:port/group/repo.git"
 )
+_PORT_LIKE = re.compile(r"^(?P<port>\d{1,5})/(?P<rest>.+)$")
+
+
+class HostUnreachableError(SSHError):
+    """The git host's SSH port cannot be reached: name resolution, refused, or no answer."""
 
 
 @dataclass(frozen=True)
@@ -64,12 +75,14 @@ class GitURL:
         host: The host name or address.
         port: The SSH port.
         path: The repository path, without a leading slash (``group/repo.git``).
+        scp: Written in git's scp syntax (``git@host:path``), which has no port.
     """
 
     user: str
     host: str
     port: int
     path: str
+    scp: bool = field(default=False, compare=False)
 
     @property
     def ssh_url(self) -> str:
@@ -101,7 +114,20 @@ def parse_git_url(url: str) -> GitURL:
     path = groups["path"].lstrip("/")
     if not path or path.startswith("~") or ".." in path.split("/"):
         raise ConfigError(f"{url!r} names no repository path", hint=_URL_HINT)
-    return GitURL(user=groups.get("user") or "git", host=groups["host"], port=port, path=path)
+    user = groups.get("user") or "git"
+    return GitURL(user=user, host=groups["host"], port=port, path=path, scp=match.re is _SCP)
+
+
+def scp_port_hint(url: GitURL) -> str | None:
+    """The ``ssh://`` URL meant by ``git@host:2222/group/repo.git``, else None.
+
+    In git's scp syntax everything after the colon is the path: ``2222/group/repo.git`` on port
+    22, not port 2222.
+    """
+    match = _PORT_LIKE.match(url.path)
+    if not url.scp or match is None or not 0 < int(match["port"]) < 65536:
+        return None
+    return f"ssh://{url.user}@{url.host}:{int(match['port'])}/{match['rest']}"
 
 
 def fingerprint(key_line: str) -> str:
@@ -153,27 +179,65 @@ def parse_keyscan(output: str) -> list[HostKey]:
     return sorted(keys, key=lambda k: k.key_type)
 
 
-def keyscan(url: GitURL, *, timeout: int = KEYSCAN_TIMEOUT) -> list[HostKey]:
+def keyscan(url: GitURL, *, timeout: float = NETWORK_TIMEOUT) -> list[HostKey]:
     """Scan the git host's SSH keys (every type it offers, ecdsa-sha2-nistp256 included).
 
+    Args:
+        url: The git URL whose host and port are scanned.
+        timeout: Seconds the connection may stay silent (``ssh-keyscan -T``).
+
     Raises:
-        SSHError: The host cannot be reached, or answered with no key within ``timeout``.
+        HostUnreachableError: The host cannot be resolved, refuses, or does not answer; the
+            message names the cause.
+        SSHError: ssh-keyscan itself failed.
     """
+    seconds = max(1, math.ceil(timeout))
     result = run(
-        ["ssh-keyscan", "-T", str(timeout), "-p", str(url.port), "-t", KEYSCAN_TYPES, url.host],
+        ["ssh-keyscan", "-T", str(seconds), "-p", str(url.port), "-t", KEYSCAN_TYPES, url.host],
         error=SSHError,
         ok_codes=(0, 1),
-        timeout=timeout * 3 + 5,
+        timeout=2 * seconds + 5,
         what=f"ssh-keyscan of {url.host}:{url.port}",
     )
     keys = parse_keyscan(result.stdout)
     if not keys:
-        raise SSHError(
-            f"ssh-keyscan got no host key from {url.host}:{url.port} within {timeout}s "
-            "(unreachable, refused or timed out)",
-            hint="check the git URL's host and port, the network and any firewall",
+        raise HostUnreachableError(
+            f"cannot scan the SSH host keys of {url.host}:{url.port}: "
+            f"{unreachable_cause(url, result.stderr, seconds)}",
+            hint="check the git URL's host and port, the network and any firewall; "
+            f"GITOPSKIT_NETWORK_TIMEOUT bounds the wait (now {seconds}s)",
         )
     return keys
+
+
+def unreachable_cause(url: GitURL, keyscan_stderr: str, timeout: float) -> str:
+    """Why ssh-keyscan got no key: from its own errors, else from one probe of the port."""
+    for line in keyscan_stderr.splitlines():
+        if line.startswith("getaddrinfo"):
+            return f"name resolution failed ({line.partition(': ')[2].strip()})"
+    try:
+        conn = socket.create_connection((url.host, url.port), timeout=timeout)
+    except socket.gaierror as error:
+        return f"name resolution failed ({error.strerror})"
+    except ConnectionRefusedError:
+        return "connection refused"
+    except TimeoutError:
+        return f"timed out connecting (no answer within {timeout:g}s)"
+    except OSError as error:
+        return (error.strerror or str(error)).lower()
+    with conn:
+        try:
+            greeting = conn.recv(255)
+        except TimeoutError:
+            return (
+                f"timed out: the connection was accepted but sent no SSH greeting within "
+                f"{timeout:g}s"
+            )
+        except OSError as error:
+            return (error.strerror or str(error)).lower()
+    if not greeting.startswith(b"SSH-"):
+        return "it is not an SSH server (no SSH greeting)"
+    return f"the SSH server offered no host key of the types {KEYSCAN_TYPES}"
 
 
 def known_hosts(url: GitURL, keys: Iterable[HostKey]) -> str:
@@ -195,19 +259,32 @@ def pins_for(host: str, given: Iterable[str] = ()) -> list[str]:
     return pins
 
 
+@dataclass(frozen=True)
+class HostKeyCheck:
+    """The result of checking scanned host keys against pins.
+
+    Attributes:
+        keys: The keys to write to known_hosts: those matching a pin, or all when trusted on
+            first use.
+        pinned: Whether ``keys`` were verified against pinned fingerprints.
+        left_out: Scanned keys matching no pin, not written (their types are named to the user).
+    """
+
+    keys: list[HostKey]
+    pinned: bool
+    left_out: list[HostKey] = field(default_factory=list)
+
+
 def verify_host_keys(
     url: GitURL, keys: list[HostKey], pins: list[str], *, require_pinned: bool = False
-) -> bool:
+) -> HostKeyCheck:
     """Check scanned keys against pinned fingerprints.
 
-    Every scanned key must match a pin; with no pins the host is trusted on first use, unless
-    ``require_pinned``.
-
-    Returns:
-        True when the keys were verified against pins, False for trust on first use.
+    The keys that match a pin are kept; those that match none are left out (and named). With no
+    pins the host is trusted on first use, unless ``require_pinned``.
 
     Raises:
-        HostKeyError: A key matches no pin, or the host has no pin and pins are required.
+        HostKeyError: No scanned key matches a pin, or the host has no pin and pins are required.
     """
     scanned = "\n".join(f"  {k.key_type} {k.fingerprint}" for k in keys)
     if not pins:
@@ -218,18 +295,19 @@ def verify_host_keys(
                 hint="check these fingerprints with the Git host's administrators or "
                 "documentation, then pass each with --host-key-fingerprint",
             )
-        return False
-    unmatched = [k for k in keys if k.fingerprint not in pins]
-    if unmatched:
+        return HostKeyCheck(keys=list(keys), pinned=False)
+    matching = [k for k in keys if k.fingerprint in pins]
+    if not matching:
         expected = "\n".join(f"  {p}" for p in pins)
         raise HostKeyError(
-            f"the SSH host key of {url.known_hosts_host} does not match the pinned "
+            f"the SSH host key of {url.known_hosts_host} matches none of the pinned "
             f"fingerprints: nothing was changed\nscanned:\n{scanned}\nexpected:\n{expected}",
             hint="if the host really changed its keys, verify the new fingerprints out of band "
             "and pass them with --host-key-fingerprint; otherwise someone may be intercepting "
             "the connection",
         )
-    return True
+    left_out = [k for k in keys if k not in matching]
+    return HostKeyCheck(keys=matching, pinned=True, left_out=left_out)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,9 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import socket
 import subprocess
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,9 +32,13 @@ __all__ = [
     "DEV_TOKEN",
     "MAINT_TOKEN",
     "FluxWorld",
+    "StalledListener",
+    "closed_port",
     "flux_project",
     "git_sshd",
+    "stalled",
     "world",
+    "write_kubeconfig",
 ]
 
 MAINT_TOKEN = "glpat-maintainer-0123456789abcdef"
@@ -186,3 +192,67 @@ def flux_project(tmp_path: Path) -> Path:
         shutil.copy2(ROOT / name, target / name)
     shutil.copytree(ROOT / "flux", target / "flux")
     return target
+
+
+class StalledListener:
+    """A TCP listener on 127.0.0.1 that accepts connections and never sends a byte."""
+
+    def __init__(self) -> None:
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(64)
+        self._sock.settimeout(0.05)
+        self.port: int = self._sock.getsockname()[1]
+        self.accepted = 0
+        self._held: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="stalled-listener")
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.accepted += 1
+            self._held.append(conn)
+
+    def __enter__(self) -> StalledListener:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        for conn in self._held:
+            conn.close()
+        self._sock.close()
+
+
+@pytest.fixture
+def stalled() -> Iterator[StalledListener]:
+    """A listener that accepts and never answers (a stalled server)."""
+    with StalledListener() as listener:
+        yield listener
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 where nothing listens (connections are refused)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def write_kubeconfig(path: Path, server: str, context: str = "remote") -> Path:
+    """A kubeconfig with one context whose cluster is ``server``."""
+    path.write_text(
+        "apiVersion: v1\nkind: Config\n"
+        f"clusters: [{{name: c, cluster: {{server: '{server}'}}}}]\n"
+        "users: [{name: u, user: {token: not-a-secret-token}}]\n"
+        f"contexts: [{{name: {context}, context: {{cluster: c, user: u}}}}]\n"
+        f"current-context: {context}\n"
+    )
+    return path

@@ -4,14 +4,25 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from gitopskit.errors import KubeError, ToolNotFoundError
-from gitopskit.kube import Kubectl, namespace_manifest, secret_manifest
+from gitopskit.kube import (
+    ClusterUnreachableError,
+    Kubectl,
+    NoKubeContextError,
+    SecretState,
+    duration,
+    namespace_manifest,
+    secret_manifest,
+)
 from tests.fakes.kube import FakeKube
+from tests.flux_fixtures import *  # noqa: F403
+from tests.flux_fixtures import StalledListener, closed_port, write_kubeconfig
 
 
 @pytest.fixture
@@ -39,9 +50,25 @@ def test_server_side_apply_get_and_absent(kube: tuple[FakeKube, dict[str, str]])
     assert not [r for r in fake.requests if r.method == "POST"]
     secret = fake.get("Secret", "flux-ssh", "flux-system")
     assert secret is not None and "annotations" not in secret["metadata"]
-    assert kubectl.get_secret("flux-ssh", "flux-system") == {"identity": "PRIVATE-KEY-TEXT-123"}
+    assert kubectl.get_secret("flux-ssh", "flux-system") == SecretState(
+        {"identity": "PRIVATE-KEY-TEXT-123"}, {}
+    )
     assert kubectl.current_context() == "fake"
-    assert Kubectl("other", env).args("get", "ns") == ["kubectl", "--context", "other", "get", "ns"]
+    assert Kubectl("other", env, request_timeout=7).args("get", "ns") == [
+        "kubectl", "--context", "other", "--request-timeout=7s", "get", "ns"
+    ]  # fmt: skip
+    # --request-timeout reaches the server as ?timeout= on all but the version probe.
+    assert {r.query.get("timeout") for r in fake.requests if r.path != "/version"} == {"1m0s"}
+    kubectl.apply(
+        [secret_manifest("flux-ssh", "flux-system", {"identity": "PRIVATE-KEY-TEXT-123"},
+                         {"example.org/note": "SHA256:abc"})]
+    )  # fmt: skip
+    state = kubectl.get_secret("flux-ssh", "flux-system")
+    assert state is not None and state.annotations == {"example.org/note": "SHA256:abc"}
+    kubectl.remove_annotation("secret", "flux-ssh", "flux-system", "example.org/note")
+    kubectl.remove_annotation("secret", "flux-ssh", "flux-system", "example.org/note")
+    state = kubectl.get_secret("flux-ssh", "flux-system")
+    assert state is not None and state.annotations == {}
 
 
 def test_failure_is_a_kube_error(kube: tuple[FakeKube, dict[str, str]]) -> None:
@@ -74,3 +101,67 @@ def test_rollout_status_and_restart(kube: tuple[FakeKube, dict[str, str]]) -> No
 def test_kubectl_missing_is_named(tmp_path: Path) -> None:
     with pytest.raises(ToolNotFoundError, match="kubectl"):
         Kubectl(env={"PATH": str(tmp_path)}).get_secret("s", "ns")
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    cache = tmp_path / "kubecache"
+    cache.mkdir(exist_ok=True)
+    return {**os.environ, "HOME": str(home), "KUBECACHEDIR": str(cache), **extra}
+
+
+def test_no_kube_context_is_one_line_with_the_hint(tmp_path: Path) -> None:
+    if shutil.which("kubectl") is None:
+        pytest.skip("kubectl is not installed")
+    env = _env(tmp_path, KUBECONFIG=str(tmp_path / "missing-kubeconfig"))
+    with pytest.raises(NoKubeContextError) as raised:
+        Kubectl(env=env).get_secret("flux-ssh", "flux-system")
+    error = raised.value
+    assert error.message.count("\n") == 0
+    assert "no kube context" in error.message
+    assert error.hint is not None and "--context" in error.hint and "KUBECONFIG" in error.hint
+    assert "localhost:8080" not in str(error) and "memcache" not in str(error)
+
+
+def test_unknown_context_names_the_known_ones(kube: tuple[FakeKube, dict[str, str]]) -> None:
+    fake, env = kube
+    with pytest.raises(NoKubeContextError) as raised:
+        Kubectl("nope", env).get_secret("flux-ssh", "flux-system")
+    assert "'nope'" in raised.value.message
+    assert raised.value.hint is not None and "fake" in raised.value.hint
+    # Only this kubectl's dispatcher's version probe reached the server: no read, no write.
+    assert {r.path for r in fake.requests} <= {"/version"}
+
+
+def test_refused_api_server_is_named(tmp_path: Path) -> None:
+    if shutil.which("kubectl") is None:
+        pytest.skip("kubectl is not installed")
+    server = f"http://127.0.0.1:{closed_port()}"
+    env = _env(tmp_path, KUBECONFIG=str(write_kubeconfig(tmp_path / "kc", server)))
+    with pytest.raises(ClusterUnreachableError) as raised:
+        Kubectl(env=env, request_timeout=2).get_secret("flux-ssh", "flux-system")
+    message = raised.value.message
+    assert server in message and "connection refused" in message and "remote" in message
+    assert "memcache" not in str(raised.value)
+
+
+def test_stalled_api_server_is_bounded(tmp_path: Path, stalled: StalledListener) -> None:
+    if shutil.which("kubectl") is None:
+        pytest.skip("kubectl is not installed")
+    server = f"http://127.0.0.1:{stalled.port}"
+    env = _env(tmp_path, KUBECONFIG=str(write_kubeconfig(tmp_path / "kc", server)))
+    kubectl = Kubectl(env=env, request_timeout=0.5)
+    assert "--request-timeout=0.5s" in kubectl.args("get", "ns")
+    started = time.monotonic()
+    with pytest.raises(ClusterUnreachableError) as raised:
+        kubectl.get_secret("flux-ssh", "flux-system")
+    assert time.monotonic() - started < 15
+    message = raised.value.message
+    assert server in message and "did not answer" in message
+    assert "kubectl get secret flux-system/flux-ssh" in message
+    assert stalled.accepted >= 1
+
+
+def test_durations_are_go_durations() -> None:
+    assert [duration(s) for s in (60, 0.5, 1e6, 2.25)] == ["60s", "0.5s", "1000000s", "2.25s"]

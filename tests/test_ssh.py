@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
 
 from gitopskit import redact, ssh
 from gitopskit.errors import ConfigError, HostKeyError, SSHError
+from gitopskit.ssh import HostUnreachableError
 from tests.flux_fixtures import *  # noqa: F403
-from tests.flux_fixtures import GitSSHServer, _Wiring
+from tests.flux_fixtures import GitSSHServer, StalledListener, _Wiring, closed_port
 
 
 @pytest.mark.parametrize(
@@ -58,24 +60,87 @@ def test_keyscan_real_sshd(git_sshd: tuple[GitSSHServer, _Wiring]) -> None:
     assert sorted(text.splitlines()) == sorted(server.known_hosts_lines())
     assert "#" not in text
     pins = list(server.host_key_fingerprints().values())
-    assert ssh.verify_host_keys(url, keys, pins) is True
-    assert ssh.verify_host_keys(url, keys, []) is False
+    checked = ssh.verify_host_keys(url, keys, pins)
+    assert checked.pinned and checked.keys == keys and checked.left_out == []
+    unpinned = ssh.verify_host_keys(url, keys, [])
+    assert not unpinned.pinned and unpinned.keys == keys
     with pytest.raises(HostKeyError) as raised:
-        ssh.verify_host_keys(url, keys, pins[:1] + list(ssh.GITLAB_COM_FINGERPRINTS))
+        ssh.verify_host_keys(url, keys, list(ssh.GITLAB_COM_FINGERPRINTS))
     assert "scanned:" in str(raised.value) and ssh.GITLAB_COM_FINGERPRINTS[0] in str(raised.value)
+    assert "matches none" in str(raised.value)
     with pytest.raises(HostKeyError, match="require-pinned"):
         ssh.verify_host_keys(url, keys, [], require_pinned=True)
 
 
-def test_keyscan_unreachable_is_bounded() -> None:
-    import socket
+def test_one_pinned_type_is_written_and_the_others_are_named(
+    git_sshd: tuple[GitSSHServer, _Wiring],
+) -> None:
+    """People pin the one fingerprint they have (ed25519); the host offers three types."""
+    server = git_sshd[0]
+    url = ssh.parse_git_url(server.git_url("group/manifests"))
+    keys = ssh.keyscan(url, timeout=5)
+    ed25519 = server.host_key_fingerprints()["ssh-ed25519"]
+    checked = ssh.verify_host_keys(url, keys, [ed25519, *ssh.GITLAB_COM_FINGERPRINTS])
+    assert checked.pinned
+    assert [k.key_type for k in checked.keys] == ["ssh-ed25519"]
+    assert sorted(k.key_type for k in checked.left_out) == ["ecdsa-sha2-nistp256", "ssh-rsa"]
+    text = ssh.known_hosts(url, checked.keys)
+    ed25519_line = f"[127.0.0.1]:{server.port} {server.host_public_keys()['ssh-ed25519']}"
+    assert text.splitlines() == [ed25519_line]
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    url = ssh.parse_git_url(f"ssh://git@127.0.0.1:{port}/r.git")
-    with pytest.raises(SSHError, match="no host key"):
+
+# gitlab.com's SSH host keys as GitLab's documentation publishes them (known_hosts entries).
+GITLAB_COM_KNOWN_HOSTS = Path(__file__).with_name("gitlab-com-known-hosts.txt")
+
+
+def test_builtin_gitlab_com_pins_keep_all_three_types() -> None:
+    """gitlab.com's published known_hosts lines against the built-in pins: nothing left out."""
+    url = ssh.parse_git_url("git@gitlab.com:group/manifests.git")
+    keys = ssh.parse_keyscan(GITLAB_COM_KNOWN_HOSTS.read_text())
+    checked = ssh.verify_host_keys(url, keys, ssh.pins_for("gitlab.com"))
+    assert checked.pinned and checked.left_out == []
+    assert sorted(k.key_type for k in checked.keys) == [
+        "ecdsa-sha2-nistp256", "ssh-ed25519", "ssh-rsa"
+    ]  # fmt: skip
+
+
+def test_keyscan_refused_names_the_cause() -> None:
+    url = ssh.parse_git_url(f"ssh://git@127.0.0.1:{closed_port()}/r.git")
+    with pytest.raises(HostUnreachableError) as raised:
         ssh.keyscan(url, timeout=2)
+    assert f"127.0.0.1:{url.port}" in raised.value.message
+    assert "connection refused" in raised.value.message
+
+
+def test_keyscan_unresolvable_names_the_cause() -> None:
+    url = ssh.parse_git_url("git@nohost.invalid:group/r.git")
+    with pytest.raises(HostUnreachableError) as raised:
+        ssh.keyscan(url, timeout=2)
+    assert "nohost.invalid:22" in raised.value.message
+    assert "name resolution failed" in raised.value.message
+
+
+def test_keyscan_stalled_listener_is_bounded_and_named(stalled: StalledListener) -> None:
+    url = ssh.parse_git_url(f"ssh://git@127.0.0.1:{stalled.port}/r.git")
+    started = time.monotonic()
+    with pytest.raises(HostUnreachableError) as raised:
+        ssh.keyscan(url, timeout=1)
+    assert time.monotonic() - started < 8
+    assert f"127.0.0.1:{stalled.port}" in raised.value.message
+    assert "timed out: the connection was accepted but sent no SSH greeting within 1s" in (
+        raised.value.message
+    )
+    assert "GITOPSKIT_NETWORK_TIMEOUT" in str(raised.value)
+
+
+def test_scp_url_with_a_port_like_path_gets_the_ssh_form() -> None:
+    typo = ssh.parse_git_url("git@gitlab.example.com:2222/group/repo.git")
+    assert (typo.port, typo.path) == (22, "2222/group/repo.git")
+    assert ssh.scp_port_hint(typo) == "ssh://git@gitlab.example.com:2222/group/repo.git"
+    for fine in ("git@gitlab.example.com:group/repo.git",
+                 "ssh://git@gitlab.example.com/2222/group/repo.git",
+                 "ssh://git@gitlab.example.com:2222/group/repo.git"):  # fmt: skip
+        assert ssh.scp_port_hint(ssh.parse_git_url(fine)) is None
 
 
 def test_builtin_gitlab_pins() -> None:

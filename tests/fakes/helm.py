@@ -5,6 +5,7 @@
 ``bin_dir`` first on ``PATH``. Every invocation appends one JSON line to ``log_path``::
 
     {"argv": [...], "values": {"<path given to -f/--values>": "<content at call time>"},
+     "modes": {"<path>": [<file mode>, <its directory's mode>]},
      "env": {"KUBECONFIG": ..., "HELM_...": ...}}
 
 ``read_helm_log(log_path) -> list[dict]`` parses that log. State (repositories and releases)
@@ -14,22 +15,32 @@ lives in ``state_path(log_path)`` (``<log>.state.json`` beside the log);
 
 Subcommands, answered like helm 3: ``version [--short]``, ``repo add [--force-update] NAME
 URL``, ``repo update [NAME...]``, ``repo list``, ``upgrade [--install] RELEASE CHART`` and
-``install RELEASE CHART`` (``-n/--namespace``, ``--version``, ``-f/--values`` repeated,
-``--set*``, ``--create-namespace``, ``--wait``, ``--timeout``, ``--kube-context``, ...),
-``status RELEASE [-o json]``, ``list [-A] [-o json]``, ``get values RELEASE``,
-``uninstall RELEASE``. A chart ``REPO/NAME`` whose repo was not added fails with
-``Error: repo REPO not found``; local paths and ``oci://`` references are accepted.
+``install RELEASE CHART`` (``-n/--namespace``, ``--version``, ``--repo URL``, ``-f/--values``
+repeated, ``--set*``, ``--create-namespace``, ``--wait``, ``--timeout``, ``--kube-context``,
+...), ``status RELEASE [-o json]``, ``list [-A] [--all] [--filter REGEX] [-o json]`` (without
+``--all`` only deployed and failed releases, as helm), ``get values RELEASE``, ``uninstall
+RELEASE``. Charts: ``REPO/NAME`` needs ``repo add`` first (``Error: repo REPO not found``);
+``NAME --repo URL`` never touches the repositories (a ``REPO/NAME`` with ``--repo`` is not found);
+``oci://`` references and local paths are accepted. Each release records ``chart``
+(``name-version``), ``chart_ref``, ``repo`` and ``status``.
 
 With ``kube_url`` (a ``FakeKube.url``), installs talk to the fake API server by server-side
-apply (field manager ``helm``): the namespace must exist unless ``--create-namespace``;
-chart ``*/flux2`` creates Deployments ``source-controller``, ``kustomize-controller``,
+apply (field manager ``helm``): the namespace must exist unless ``--create-namespace``; like helm,
+every object's kind must be served (discovery) before anything is created, else ``resource
+mapping not found ... ensure CRDs are installed first`` and no release is recorded; an object
+the API server refuses stops the install with ``INSTALLATION FAILED: failed to create
+resource``, leaving the objects created so far and the release with status ``failed``. Charts:
+``*/flux2`` creates the CustomResourceDefinitions GitRepository, HelmRepository, Kustomization
+and HelmRelease, then Deployments ``source-controller``, ``kustomize-controller``,
 ``helm-controller`` and ``notification-controller``; ``*/flux`` (Flux v1) creates Deployment
 ``<release>``; ``*/flux2-sync`` creates a GitRepository and a Kustomization named after the
 release from the merged values (``gitRepository.spec``, ``kustomization.spec``), plus a Secret
-when ``secret.create`` is true. ``uninstall`` deletes what the install created.
+when ``secret.create`` is true. ``uninstall`` deletes what the install created (a CRD's
+objects go with it).
 
 Fault injection: environment ``FAKE_HELM_FAIL`` is a comma-separated list of subcommands
-(``upgrade``, ``install``, ``repo``, ``uninstall``, ...) that exit 1 with an ``Error:`` line.
+(``upgrade``, ``install``, ``repo``, ``uninstall``, ...) that exit 1 with an ``Error:`` line;
+``FAKE_HELM_STALL`` lists subcommands that hang (after being logged) until killed.
 """
 
 from __future__ import annotations
@@ -84,7 +95,10 @@ import datetime
 import fcntl
 import json
 import os
+import re
+import stat
 import sys
+import time
 import urllib.error
 import urllib.request
 
@@ -97,6 +111,7 @@ VALUE_FLAGS = {
     "--repo", "--username", "--password", "--description", "--post-renderer",
     "--registry-config", "--repository-config", "--repository-cache", "--kube-apiserver",
     "--kube-token", "--max", "--revision", "--ca-file", "--cert-file", "--key-file",
+    "--filter", "--cascade",
 }
 SHORT_VERSION = "v3.16.2+g13654a5"
 
@@ -171,21 +186,71 @@ def kube(method, path, body=None, content_type="application/json"):
         return e.code, json.loads(e.read() or b"null")
 
 
+PLURALS = {"Namespace": "namespaces", "Secret": "secrets", "Deployment": "deployments",
+           "CustomResourceDefinition": "customresourcedefinitions"}
+# The CRDs the flux2 chart templates (a subset): group, kind, plural, short name.
+FLUX_CRDS = (
+    ("source.toolkit.fluxcd.io", "GitRepository", "gitrepositories", "gitrepo"),
+    ("source.toolkit.fluxcd.io", "HelmRepository", "helmrepositories", "helmrepo"),
+    ("kustomize.toolkit.fluxcd.io", "Kustomization", "kustomizations", "ks"),
+    ("helm.toolkit.fluxcd.io", "HelmRelease", "helmreleases", "hr"),
+)
+PLURALS.update({kind: plural for _, kind, plural, _ in FLUX_CRDS})
+
+
 def api_path(obj):
     gv, kind = obj["apiVersion"], obj["kind"]
-    plural = {"Namespace": "namespaces", "Secret": "secrets", "Deployment": "deployments",
-              "GitRepository": "gitrepositories", "Kustomization": "kustomizations"}[kind]
     base = f"/apis/{gv}" if "/" in gv else f"/api/{gv}"
     ns = obj["metadata"].get("namespace")
     prefix = f"{base}/namespaces/{ns}" if ns else base
-    return f"{prefix}/{plural}/{obj['metadata']['name']}"
+    return f"{prefix}/{PLURALS[kind]}/{obj['metadata']['name']}"
+
+
+class CreateError(HelmError):
+    pass
 
 
 def apply(obj):
     code, out = kube("PATCH", api_path(obj) + "?fieldManager=helm&force=true", obj,
                      "application/apply-patch+yaml")
     if code >= 300:
-        raise HelmError(f"failed to create resource: {(out or {}).get('message', code)}")
+        raise CreateError(f"failed to create resource: {(out or {}).get('message', code)}")
+
+
+def check_mappings(objs, word, release_word):
+    # helm builds every object of the manifest before creating any: a kind the API server does
+    # not serve (a CRD not installed or not established yet) fails the whole release.
+    served = {}
+    for obj in objs:
+        gv, kind = obj["apiVersion"], obj["kind"]
+        if gv not in served:
+            code, out = kube("GET", f"/apis/{gv}" if "/" in gv else f"/api/{gv}")
+            listed = (out or {}).get("resources", []) if code == 200 else []
+            served[gv] = {r.get("kind") for r in listed}
+        if kind not in served[gv]:
+            meta = obj["metadata"]
+            raise HelmError(
+                f"{word} FAILED: unable to build kubernetes objects from {release_word} manifest: "
+                f'resource mapping not found for name: "{meta["name"]}" namespace: '
+                f'"{meta.get("namespace", "")}" from "": no matches for kind "{kind}" in '
+                f'version "{gv}"\nensure CRDs are installed first')
+
+
+def crd(group, kind, plural, short, release, chart):
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{group}", "labels": {
+            "app.kubernetes.io/instance": release, "app.kubernetes.io/managed-by": "Helm",
+            "helm.sh/chart": chart}},
+        "spec": {"group": group, "scope": "Namespaced",
+                 "names": {"kind": kind, "listKind": f"{kind}List", "plural": plural,
+                           "singular": kind.lower(), "shortNames": [short]},
+                 "versions": [{"name": "v1", "served": True, "storage": True,
+                               "subresources": {"status": {}},
+                               "schema": {"openAPIV3Schema": {
+                                   "type": "object",
+                                   "x-kubernetes-preserve-unknown-fields": True}}}]},
+    }
 
 
 def merge(a, b):
@@ -213,7 +278,8 @@ def deployment(name, ns, release, chart):
 
 def manifests(release, ns, chart_name, chart_label, values):
     if chart_name == "flux2":
-        return [deployment(n, ns, release, chart_label) for n in (
+        crds = [crd(*spec, release, chart_label) for spec in FLUX_CRDS]
+        return crds + [deployment(n, ns, release, chart_label) for n in (
             "source-controller", "kustomize-controller", "helm-controller",
             "notification-controller")]
     if chart_name == "flux":
@@ -256,6 +322,56 @@ def check_fail(cmd):
     return cmd in wanted
 
 
+def chart_source(chart, flags, repos):
+    # The repository a chart comes from: --repo URL, oci://, a local path or an added repo.
+    repo_url = flag(flags, "--repo")
+    if repo_url is not None:
+        if "/" in chart:
+            raise HelmError(f'chart "{chart}" not found in {repo_url} repository')
+        return repo_url
+    if chart.startswith("oci://") or chart.startswith(("/", "./", "../")) \
+            or os.path.exists(chart):
+        return chart
+    if "/" in chart:
+        repo = chart.split("/", 1)[0]
+        if repo not in repos:
+            raise HelmError(f"repo {repo} not found")
+        return repos[repo]
+    raise HelmError(f"non-absolute URLs should be in form of repo_name/path_to_chart, got: {chart}")
+
+
+def merged_values(flags):
+    values = {}
+    for path in values_files(flags):
+        values = merge(values, yaml.safe_load(open(path).read()) or {})
+    for s in flags.get("--set", []) + flags.get("--set-string", []):
+        for item in s.split(","):
+            k, _, v = item.partition("=")
+            cur = values
+            parts = k.split(".")
+            for p in parts[:-1]:
+                cur = cur.setdefault(p, {})
+            cur[parts[-1]] = v
+    return values
+
+
+def create_all(ns, flags, objs):
+    # Create the objects in order; returns (paths created, the error that stopped it).
+    created = []
+    code, _ = kube("GET", f"/api/v1/namespaces/{ns}")
+    if code == 404:
+        if flag(flags, "--create-namespace") != "true":
+            raise HelmError(f'create: failed to create: namespaces "{ns}" not found')
+        apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    for obj in objs:
+        try:
+            apply(obj)
+        except CreateError as error:
+            return created, error
+        created.append(api_path(obj))
+    return created, None
+
+
 def cmd_upgrade(pos, flags, install_only=False):
     if len(pos) != 2:
         raise HelmError(f'"helm {"install" if install_only else "upgrade"}" requires 2 '
@@ -263,12 +379,9 @@ def cmd_upgrade(pos, flags, install_only=False):
     release, chart = pos
     ns = flag(flags, "-n", "--namespace", default=os.environ.get("HELM_NAMESPACE") or "default")
     install = install_only or flag(flags, "--install", "-i") == "true"
+    failure = None
     with state() as st:
-        if "/" in chart and not chart.startswith(("oci://", "/", "./", "../")) \
-                and not os.path.exists(chart):
-            repo = chart.split("/", 1)[0]
-            if repo not in st["repos"]:
-                raise HelmError(f"repo {repo} not found")
+        source = chart_source(chart, flags, st["repos"])
         key = f"{ns}/{release}"
         existing = st["releases"].get(key)
         if install_only and existing:
@@ -276,41 +389,29 @@ def cmd_upgrade(pos, flags, install_only=False):
         if existing is None and not install:
             raise HelmError(f'UPGRADE FAILED: "{release}" has no deployed releases')
         op = "upgrade" if existing else "install"
+        word = "UPGRADE" if op == "upgrade" else "INSTALLATION"
         if check_fail("upgrade" if not install_only else "install") or (
                 op == "install" and check_fail("install")):
-            word = "UPGRADE" if op == "upgrade" else "INSTALLATION"
             raise HelmError(f"{word} FAILED: fake failure injected by FAKE_HELM_FAIL")
-        values = {}
-        for path in values_files(flags):
-            values = merge(values, yaml.safe_load(open(path).read()) or {})
-        for s in flags.get("--set", []) + flags.get("--set-string", []):
-            for item in s.split(","):
-                k, _, v = item.partition("=")
-                cur = values
-                parts = k.split(".")
-                for p in parts[:-1]:
-                    cur = cur.setdefault(p, {})
-                cur[parts[-1]] = v
+        values = merged_values(flags)
         chart_name = chart.rstrip("/").rsplit("/", 1)[-1]
         version = flag(flags, "--version", default="0.1.0")
         chart_label = f"{chart_name}-{version}"
         created = []
         if CONFIG["kube_url"]:
-            code, _ = kube("GET", f"/api/v1/namespaces/{ns}")
-            if code == 404:
-                if flag(flags, "--create-namespace") != "true":
-                    raise HelmError(f'create: failed to create: namespaces "{ns}" not found')
-                apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
-            for obj in manifests(release, ns, chart_name, chart_label, values):
-                apply(obj)
-                created.append(api_path(obj))
+            objs = manifests(release, ns, chart_name, chart_label, values)
+            check_mappings(objs, word, "new release" if existing else "release")
+            created, failure = create_all(ns, flags, objs)
         rel = {
             "name": release, "namespace": ns, "revision": (existing or {}).get("revision", 0) + 1,
-            "status": "deployed", "chart": chart_label, "chart_ref": chart,
-            "app_version": version, "updated": now().isoformat(), "values": values,
+            "status": "failed" if failure else "deployed", "chart": chart_label,
+            "chart_ref": chart, "repo": source, "app_version": version,
+            "updated": now().isoformat(), "values": values,
             "objects": sorted(set(created) | set((existing or {}).get("objects", []))),
         }
         st["releases"][key] = rel
+    if failure is not None:
+        raise HelmError(f"{word} FAILED: {failure}")
     if op == "install" and not install_only:
         print(f'Release "{release}" does not exist. Installing it now.')
     elif op == "upgrade":
@@ -405,9 +506,12 @@ def main(argv):
             sys.stdout.write(release_text(rel))
         return 0
     if cmd in ("list", "ls"):
+        pattern = re.compile(flag(flags, "--filter", default="") or "")
+        shown = None if flag(flags, "--all", "-a") == "true" else ("deployed", "failed")
         with state() as st:
             rels = [r for r in st["releases"].values()
-                    if flag(flags, "-A", "--all-namespaces") == "true" or r["namespace"] == ns]
+                    if (flag(flags, "-A", "--all-namespaces") == "true" or r["namespace"] == ns)
+                    and pattern.search(r["name"]) and (shown is None or r["status"] in shown)]
         rows = [{"name": r["name"], "namespace": r["namespace"], "revision": str(r["revision"]),
                  "updated": r["updated"], "status": r["status"], "chart": r["chart"],
                  "app_version": r["app_version"]} for r in sorted(rels, key=lambda r: r["name"])]
@@ -445,7 +549,7 @@ def main(argv):
 
 
 def record(argv):
-    values = {}
+    values, modes = {}, {}
     for i, a in enumerate(argv):
         path = None
         if a in ("-f", "--values") and i + 1 < len(argv):
@@ -456,11 +560,13 @@ def record(argv):
             try:
                 with open(path) as fh:
                     values[path] = fh.read()
+                modes[path] = [stat.S_IMODE(os.stat(p).st_mode)
+                               for p in (path, os.path.dirname(os.path.abspath(path)))]
             except OSError:
                 values[path] = None
     env = {k: v for k, v in os.environ.items()
            if k == "KUBECONFIG" or k.startswith("HELM_") or k == "FAKE_HELM_FAIL"}
-    line = json.dumps({"argv": argv, "values": values, "env": env})
+    line = json.dumps({"argv": argv, "values": values, "modes": modes, "env": env})
     with open(CONFIG["log"], "a") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         fh.write(line + "\n")
@@ -469,6 +575,9 @@ def record(argv):
 if __name__ == "__main__":
     argv = sys.argv[1:]
     record(argv)
+    stalled = {w.strip() for w in os.environ.get("FAKE_HELM_STALL", "").split(",")}
+    if argv and argv[0] in stalled:
+        time.sleep(3600)
     try:
         sys.exit(main(argv))
     except HelmError as e:

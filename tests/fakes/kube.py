@@ -38,14 +38,20 @@ Public API (``FakeKube``):
 - ``auto_ready = True`` -- Deployments become ready on every create/update. With ``False``
   they are observed but unavailable until ``mark_ready(name, namespace)``;
   ``mark_unready(name, namespace)`` does the opposite.
+- ``crd_establish_delay = 0.0`` -- seconds after its creation a CustomResourceDefinition gets
+  ``Established=True`` (``NamesAccepted`` at once); its kind is served only from then on.
+- ``crd_manifest(group, version, kind, plural, *, short_names=(), namespaced=True)`` (module
+  function) -- a minimal CRD to ``put`` or apply.
 
 Served: ``/version`` (1.32, so the kubectl dispatcher runs its built-in 1.32), old-style
-discovery (``/api``, ``/apis``, ``/api/v1``, ``/apis/apps/v1``, Flux's
-``source.toolkit.fluxcd.io/v1`` and ``kustomize.toolkit.fluxcd.io/v1``), ``/openapi/v3`` with
+discovery (``/api``, ``/apis``, ``/api/v1``, ``/apis/apps/v1``,
+``/apis/apiextensions.k8s.io/v1`` and one per established CRD), ``/openapi/v3`` with
 per-group documents declaring the ``fieldValidation`` parameter (so server-side field
 validation is used, no client-side schema needed), ``/openapi/v2`` 404. Resources:
-namespaces, secrets, configmaps, services, serviceaccounts, deployments, gitrepositories,
-kustomizations. Verbs: get, list (``fieldSelector`` on metadata.name/namespace,
+namespaces, secrets, configmaps, services, serviceaccounts, deployments,
+customresourcedefinitions, and the kinds of established CRDs (as a real API server: a kind
+whose CRD is missing or not yet established is 404 and absent from discovery; deleting a CRD
+deletes its objects). Verbs: get, list (``fieldSelector`` on metadata.name/namespace,
 ``labelSelector``), watch (chunked JSON lines), create (POST: JSON, or the protobuf that
 ``kubectl create namespace|secret|configmap|serviceaccount`` sends; other protobuf gets 415),
 update (PUT), delete, patch (``application/apply-patch+yaml`` server-side apply,
@@ -131,26 +137,78 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("", "v1", "serviceaccounts", "serviceaccount", "ServiceAccount", True, ("sa",)),
     Resource("apps", "v1", "deployments", "deployment", "Deployment", True, ("deploy",), True),
     Resource(
-        "source.toolkit.fluxcd.io",
+        "apiextensions.k8s.io",
         "v1",
-        "gitrepositories",
-        "gitrepository",
-        "GitRepository",
-        True,
-        ("gitrepo",),
-        True,
-    ),
-    Resource(
-        "kustomize.toolkit.fluxcd.io",
-        "v1",
-        "kustomizations",
-        "kustomization",
-        "Kustomization",
-        True,
-        ("ks",),
+        "customresourcedefinitions",
+        "customresourcedefinition",
+        "CustomResourceDefinition",
+        False,
+        ("crd", "crds"),
         True,
     ),
 )
+_CRD = RESOURCES[-1]
+
+
+def crd_manifest(
+    group: str,
+    version: str,
+    kind: str,
+    plural: str,
+    *,
+    short_names: tuple[str, ...] = (),
+    namespaced: bool = True,
+) -> Obj:
+    """A minimal ``apiextensions.k8s.io/v1`` CustomResourceDefinition (schema: anything)."""
+    names: Obj = {"kind": kind, "listKind": f"{kind}List", "plural": plural,
+                  "singular": kind.lower()}  # fmt: skip
+    if short_names:
+        names["shortNames"] = list(short_names)
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{group}"},
+        "spec": {
+            "group": group,
+            "names": names,
+            "scope": "Namespaced" if namespaced else "Cluster",
+            "versions": [
+                {
+                    "name": version,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "schema": {"openAPIV3Schema": {"type": "object",
+                                                   "x-kubernetes-preserve-unknown-fields": True}},
+                }
+            ],
+        },
+    }  # fmt: skip
+
+
+def _crd_resource(crd: Obj) -> Resource | None:
+    """The resource a CRD defines (its storage version), or None when it is malformed."""
+    spec = crd.get("spec") or {}
+    names = spec.get("names") or {}
+    versions = [v for v in spec.get("versions") or [] if v.get("served", True)]
+    if not versions or not names.get("plural") or not names.get("kind"):
+        return None
+    version = next((v for v in versions if v.get("storage")), versions[0])
+    return Resource(
+        group=str(spec.get("group") or ""),
+        version=str(version["name"]),
+        plural=str(names["plural"]),
+        singular=str(names.get("singular") or names["kind"].lower()),
+        kind=str(names["kind"]),
+        namespaced=spec.get("scope", "Namespaced") == "Namespaced",
+        short_names=tuple(names.get("shortNames") or ()),
+        status_subresource="status" in (version.get("subresources") or {}),
+    )
+
+
+def _established(crd: Obj) -> bool:
+    conditions = (crd.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
 
 
 @dataclass
@@ -529,6 +587,8 @@ class FakeKube:
         self.objects: dict[Key, Obj] = {}
         self.requests: list[RecordedRequest] = []
         self.auto_ready: bool = True
+        self.crd_establish_delay: float = 0.0
+        self._timers: list[threading.Timer] = []
         self.url: str = ""
         self._lock = threading.RLock()
         self._cond = threading.Condition(self._lock)
@@ -540,7 +600,6 @@ class FakeKube:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._conns: set[socket.socket] = set()
-        self._by_path = {(r.base_path, r.plural): r for r in RESOURCES}
         for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
             self.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
 
@@ -566,6 +625,10 @@ class FakeKube:
         self._stopping.set()
         with self._cond:
             self._cond.notify_all()
+            timers, self._timers = self._timers, []
+        for timer in timers:
+            timer.cancel()
+            timer.join()
         server.shutdown()
         thread.join()
         with self._lock:
@@ -617,16 +680,33 @@ class FakeKube:
         return {"KUBECONFIG": str(kubeconfig), "KUBECACHEDIR": str(cache)}
 
     # ------------------------------------------------------------------ test helpers
-    @staticmethod
-    def resource_for(kind: str) -> Resource:
+    def resources(self, *, served_only: bool = True) -> list[Resource]:
+        """The built-in resources and those of the CRDs (established ones when ``served_only``)."""
+        with self._lock:
+            crd_key = (_CRD.group_version, _CRD.plural)
+            crds = [o for k, o in self.objects.items() if k[:2] == crd_key]
+        defined = [
+            r
+            for crd in sorted(crds, key=lambda o: o["metadata"]["name"])
+            if (not served_only or _established(crd)) and (r := _crd_resource(crd)) is not None
+        ]
+        return [*RESOURCES, *defined]
+
+    def resource_for(self, kind: str) -> Resource:
+        """The resource ``kind`` names (Kind, plural, singular or short name; any CRD's too)."""
         k = kind.lower()
-        for r in RESOURCES:
+        for r in self.resources(served_only=False):
             names = {r.kind.lower(), r.plural, r.singular, *r.short_names}
             if r.group:
                 names |= {f"{r.plural}.{r.group}", f"{r.kind.lower()}.{r.group}"}
             if k in names:
                 return r
         raise KeyError(f"unknown kind {kind!r}")
+
+    def _served(self, base: str, plural: str) -> Resource | None:
+        return next(
+            (r for r in self.resources() if (r.base_path, r.plural) == (base, plural)), None
+        )
 
     def _key(self, res: Resource, name: str, namespace: str | None) -> Key:
         ns = (namespace or "default") if res.namespaced else None
@@ -711,7 +791,46 @@ class FakeKube:
         if key[1] == "namespaces":
             for k in [k for k in self.objects if k[2] == key[3]]:
                 self._commit(k, copy.deepcopy(self.objects[k]), "DELETED")
+        if key[:2] == (_CRD.group_version, _CRD.plural):
+            defined = _crd_resource(obj)
+            for k in [k for k in self.objects if defined and k[:2] ==
+                      (defined.group_version, defined.plural)]:  # fmt: skip
+                self._commit(k, copy.deepcopy(self.objects[k]), "DELETED")
         return self._commit(key, obj, "DELETED")
+
+    def _crd_status(self, obj: Obj) -> Obj:
+        """A new CRD's status: names accepted; established now, or after the delay."""
+        now = _now()
+        established = "True" if self.crd_establish_delay <= 0 else "False"
+        spec = obj.get("spec") or {}
+        stored = [v.get("name") for v in spec.get("versions") or [] if v.get("storage")]
+        return {
+            "acceptedNames": copy.deepcopy(spec.get("names") or {}),
+            "storedVersions": stored,
+            "conditions": [
+                {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts",
+                 "message": "no conflicts found", "lastTransitionTime": now},
+                {"type": "Established", "status": established, "reason": "InitialNamesAccepted",
+                 "message": "the initial names have been accepted", "lastTransitionTime": now},
+            ],
+        }  # fmt: skip
+
+    def _establish_later(self, key: Key) -> None:
+        def establish() -> None:
+            with self._lock:
+                crd = self.objects.get(key)
+                if crd is None or self._stopping.is_set():
+                    return
+                crd = copy.deepcopy(crd)
+                for condition in crd["status"]["conditions"]:
+                    if condition["type"] == "Established":
+                        condition.update(status="True", lastTransitionTime=_now())
+                self._commit(key, crd, "MODIFIED")
+
+        timer = threading.Timer(self.crd_establish_delay, establish)
+        timer.daemon = True
+        self._timers.append(timer)
+        timer.start()
 
     @staticmethod
     def _deployment_status(obj: Obj, *, ready: bool) -> Obj:
@@ -834,6 +953,9 @@ class FakeKube:
                 obj["status"] = self._deployment_status(obj, ready=True)
             elif existing is None or meta["generation"] != existing["metadata"].get("generation"):
                 obj["status"] = self._deployment_status(obj, ready=False)
+        new_crd = res is _CRD and existing is None and not status_write
+        if new_crd:
+            obj["status"] = self._crd_status(obj)
 
         if existing is not None:
             old = copy.deepcopy(existing)
@@ -851,7 +973,10 @@ class FakeKube:
                 (existing or {}).get("metadata", {}).get("resourceVersion", "0")
             )
             return out
-        return self._commit(key, obj, "ADDED" if existing is None else "MODIFIED")
+        stored = self._commit(key, obj, "ADDED" if existing is None else "MODIFIED")
+        if new_crd and self.crd_establish_delay > 0:
+            self._establish_later(key)
+        return stored
 
     # ------------------------------------------------------------------ HTTP
     def _handle(self, h: _Handler) -> None:
@@ -938,9 +1063,9 @@ class FakeKube:
             return 200, self._static(path, h)
         if path in ("/healthz", "/readyz", "/livez"):
             return 200, "ok"
-        for base in {r.base_path for r in RESOURCES}:
+        for base in {r.base_path for r in self.resources()}:
             if path == base:
-                return 200, self._resource_list(base)
+                return 200, self._resource_list(self.resources(), base)
             if path.startswith(base + "/"):
                 return self._resource_request(h, req, base, path[len(base) + 1 :].split("/"))
         raise _KubeError(404, "the server could not find the requested resource")
@@ -968,7 +1093,7 @@ class FakeKube:
             }
         if path == "/apis":
             groups = []
-            for gv in dict.fromkeys(r.group_version for r in RESOURCES if r.group):
+            for gv in dict.fromkeys(r.group_version for r in self.resources() if r.group):
                 group, version = gv.split("/")
                 entry = {"groupVersion": gv, "version": version}
                 groups.append({"name": group, "versions": [entry], "preferredVersion": entry})
@@ -977,21 +1102,21 @@ class FakeKube:
             return {
                 "paths": {
                     base.lstrip("/"): {"serverRelativeURL": f"/openapi/v3{base}?hash=FAKE"}
-                    for base in dict.fromkeys(r.base_path for r in RESOURCES)
+                    for base in dict.fromkeys(r.base_path for r in self.resources())
                 }
             }
         if path.startswith("/openapi/v3/"):
             base = path[len("/openapi/v3") :]
-            doc = self._openapi_doc(base)
+            doc = self._openapi_doc(self.resources(), base)
             if doc is not None:
                 return doc
         raise _KubeError(404, "the server could not find the requested resource")
 
     @staticmethod
-    def _resource_list(base: str) -> Obj:
+    def _resource_list(served: list[Resource], base: str) -> Obj:
         resources = []
         gv = ""
-        for r in RESOURCES:
+        for r in served:
             if r.base_path != base:
                 continue
             gv = r.group_version
@@ -1023,10 +1148,10 @@ class FakeKube:
         }
 
     @staticmethod
-    def _openapi_doc(base: str) -> Obj | None:
+    def _openapi_doc(served: list[Resource], base: str) -> Obj | None:
         paths: Obj = {}
         found = False
-        for r in RESOURCES:
+        for r in served:
             if r.base_path != base:
                 continue
             found = True
@@ -1062,14 +1187,10 @@ class FakeKube:
         self, h: _Handler, req: RecordedRequest, base: str, segs: list[str]
     ) -> tuple[int, Any] | None:
         ns: str | None = None
-        if (
-            len(segs) >= 3
-            and segs[0] == "namespaces"
-            and (base, segs[2]) in self._by_path
-            and self._by_path[(base, segs[2])].namespaced
-        ):
+        inner = self._served(base, segs[2]) if len(segs) >= 3 else None
+        if segs[0] == "namespaces" and inner is not None and inner.namespaced:
             ns, segs = segs[1], segs[2:]
-        res = self._by_path.get((base, segs[0]))
+        res = self._served(base, segs[0])
         if res is None or len(segs) > 3:
             raise _KubeError(404, "the server could not find the requested resource")
         name = segs[1] if len(segs) > 1 else None

@@ -175,3 +175,78 @@ def test_flux_v1_install_creates_release_deployment(kube: FakeKube, tmp_path: Pa
     res = helm("upgrade", "--install", "flux", "fluxcd/flux", "-n", "flux", "--create-namespace")
     assert res.returncode == 0, res.stderr
     assert kube.get("Deployment", "flux", "flux") is not None
+
+
+def test_repo_flag_leaves_the_repositories_alone(helm: Helm) -> None:
+    helm("repo", "add", "fluxcd-community", "https://mirror.example.test/charts")
+    res = helm("upgrade", "--install", "flux", "flux2", "--repo", "https://charts.example.test",
+               "--version", "2.18.3", "-n", "flux-system", "--timeout", "300s")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    state = read_helm_state(helm.log)
+    assert state["repos"] == {"fluxcd-community": "https://mirror.example.test/charts"}
+    release = state["releases"]["flux-system/flux"]
+    assert (release["chart"], release["repo"]) == ("flux2-2.18.3", "https://charts.example.test")
+    qualified = helm("upgrade", "--install", "x", "fluxcd-community/flux2",
+                     "--repo", "https://charts.example.test")  # fmt: skip
+    assert qualified.returncode == 1
+    assert 'chart "fluxcd-community/flux2" not found in https://charts.example.test' in (
+        qualified.stderr
+    )
+    oci = helm("upgrade", "--install", "op", "oci://ghcr.io/example/charts/flux-operator",
+               "--version", "0.58.1", "-n", "flux-system")  # fmt: skip
+    assert oci.returncode == 0, oci.stderr
+
+
+def test_list_filter_and_all(helm: Helm, kube: FakeKube, tmp_path: Path) -> None:
+    helm = Helm(tmp_path, kube_url=kube.url)
+    kube.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ns"}})
+    for name in ("flux", "flux-sync"):
+        assert helm("upgrade", "--install", name, "flux2", "--repo", "https://c.example.test",
+                    "-n", "ns").returncode == 0  # fmt: skip
+    kube.fail_next("PATCH", r"/deployments/", 500)
+    failed = helm("upgrade", "--install", "broken", "flux2", "--repo", "https://c.example.test",
+                  "-n", "ns")  # fmt: skip
+    assert failed.returncode == 1
+    assert failed.stderr.startswith("Error: INSTALLATION FAILED: failed to create resource")
+    listed = json.loads(helm("list", "-n", "ns", "--filter", "^flux$", "-o", "json").stdout)
+    assert [(r["name"], r["status"], r["chart"]) for r in listed] == [
+        ("flux", "deployed", "flux2-0.1.0")
+    ]
+    everything = json.loads(helm("list", "-n", "ns", "--all", "-o", "json").stdout)
+    assert {r["name"]: r["status"] for r in everything} == {
+        "broken": "failed", "flux": "deployed", "flux-sync": "deployed"
+    }  # fmt: skip
+    helm("uninstall", "broken", "-n", "ns")
+    assert kube.get("Deployment", "source-controller", "ns") is not None, "flux's own objects stay"
+
+
+def test_a_chart_needing_missing_crds_installs_nothing(kube: FakeKube, tmp_path: Path) -> None:
+    helm = Helm(tmp_path, kube_url=kube.url)
+    kube.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "flux-system"}})
+    early = helm("upgrade", "--install", "flux-sync", "flux2-sync", "--repo",
+                 "https://c.example.test", "-n", "flux-system")  # fmt: skip
+    assert early.returncode == 1
+    assert 'no matches for kind "GitRepository" in version "source.toolkit.fluxcd.io/v1"' in (
+        early.stderr
+    )
+    assert "ensure CRDs are installed first" in early.stderr
+    assert read_helm_state(helm.log)["releases"] == {}
+    controllers = helm("upgrade", "--install", "flux", "flux2", "--repo",
+                       "https://c.example.test", "-n", "flux-system")  # fmt: skip
+    assert controllers.returncode == 0, controllers.stderr
+    crd = kube.get("crd", "gitrepositories.source.toolkit.fluxcd.io")
+    assert crd is not None and crd["metadata"]["labels"]["app.kubernetes.io/instance"] == "flux"
+    sync = helm("upgrade", "--install", "flux-sync", "flux2-sync", "--repo",
+                "https://c.example.test", "-n", "flux-system")  # fmt: skip
+    assert sync.returncode == 0, sync.stderr
+    assert kube.get("GitRepository", "flux-sync", "flux-system") is not None
+    helm("uninstall", "flux", "-n", "flux-system")
+    assert kube.get("crd", "gitrepositories.source.toolkit.fluxcd.io") is None
+    assert not [k for k in kube.objects if k[1] == "gitrepositories"], "gone with their CRD"
+
+
+def test_fake_helm_stall(helm: Helm) -> None:
+    with pytest.raises(subprocess.TimeoutExpired):
+        subprocess.run(["helm", "upgrade", "--install", "r", "flux2", "--repo", "https://c.test"],
+                       env={**helm.env, "FAKE_HELM_STALL": "upgrade"}, timeout=1)  # fmt: skip
+    assert read_helm_log(helm.log)[-1]["argv"][0] == "upgrade"

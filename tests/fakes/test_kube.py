@@ -12,9 +12,10 @@ import urllib.request
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.fakes.conftest import Kubectl
-from tests.fakes.kube import FakeKube
+from tests.fakes.kube import FakeKube, crd_manifest
 
 NS_AND_SECRET = """\
 apiVersion: v1
@@ -325,3 +326,57 @@ def test_keep_alive_serves_many_requests_on_one_connection(kube: FakeKube) -> No
 def test_kind_aliases(kube: FakeKube, kind: str) -> None:
     kube.put(DEPLOYMENT)
     assert kube.get(kind, "web") is not None
+
+
+# ---------------------------------------------------------------- CustomResourceDefinitions
+
+GITREPO_CRD = yaml.safe_dump(
+    crd_manifest("source.toolkit.fluxcd.io", "v1", "GitRepository", "gitrepositories",
+                 short_names=("gitrepo",))
+)  # fmt: skip
+GITREPO = """\
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: GitRepository
+metadata: {name: sync, namespace: default}
+spec: {url: "ssh://git@host/x/y.git", interval: 1m}
+"""
+
+
+def test_a_crd_serves_its_kind_once_established(kube: FakeKube, kubectl: Kubectl) -> None:
+    kube.crd_establish_delay = 1.0
+    unknown = kubectl("get", "gitrepositories", "-A")
+    assert unknown.returncode == 1
+    assert 'the server doesn\'t have a resource type "gitrepositories"' in unknown.stderr
+    created = kubectl("apply", "--server-side", "-f", "-", input=GITREPO_CRD)
+    assert created.returncode == 0, created.stderr
+    early = kubectl("apply", "--server-side", "-f", "-", input=GITREPO)
+    assert early.returncode == 1, "not served before it is established"
+    started = time.monotonic()
+    waited = kubectl("wait", "--for", "condition=established", "--timeout=10s",
+                     "crd/gitrepositories.source.toolkit.fluxcd.io")  # fmt: skip
+    assert waited.returncode == 0, waited.stderr
+    assert "condition met" in waited.stdout
+    assert 0.3 < time.monotonic() - started < 8
+    applied = kubectl("apply", "--server-side", "-f", "-", input=GITREPO)
+    assert applied.returncode == 0, applied.stderr
+    listed = kubectl("get", "gitrepo", "-A", "-o", "name")
+    assert listed.stdout.strip() == "gitrepository.source.toolkit.fluxcd.io/sync"
+    assert kube.get("GitRepository", "sync", "default") is not None
+    deleted = kubectl("delete", "crd", "gitrepositories.source.toolkit.fluxcd.io")
+    assert deleted.returncode == 0, deleted.stderr
+    with pytest.raises(KeyError):
+        kube.get("GitRepository", "sync", "default")  # the kind is gone with its CRD
+    assert not [key for key in kube.objects if key[1] == "gitrepositories"], "and its objects"
+
+
+def test_wait_for_a_missing_or_slow_crd_fails(kube: FakeKube, kubectl: Kubectl) -> None:
+    missing = kubectl("wait", "--for", "condition=established", "--timeout=2s",
+                      "crd/kustomizations.kustomize.toolkit.fluxcd.io")  # fmt: skip
+    assert missing.returncode == 1
+    assert "NotFound" in missing.stderr or "not found" in missing.stderr
+    kube.crd_establish_delay = 30
+    kube.put(crd_manifest("kustomize.toolkit.fluxcd.io", "v1", "Kustomization", "kustomizations"))
+    late = kubectl("wait", "--for", "condition=established", "--timeout=1s",
+                   "crd/kustomizations.kustomize.toolkit.fluxcd.io")  # fmt: skip
+    assert late.returncode == 1
+    assert "timed out" in late.stderr
