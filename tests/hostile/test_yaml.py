@@ -1,0 +1,260 @@
+"""Hostile YAML: documents built to crash or stall whoever loads them (issue 9, section 6).
+
+Each class is refused at load with a :class:`ManifestError` naming file and line, the way
+Kubernetes' own YAML decoder (go-yaml, through sigs.k8s.io/yaml) refuses it, and never with a
+traceback: ``invoke diff`` exits 2, synth and publish exit 1.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from gitopskit import manifests
+from gitopskit.errors import ManifestError
+from gitopskit.manifests import allowed_alias_ratio, excessive_aliasing, load_documents
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def billion_laughs(levels: int = 9, fan_out: int = 9) -> str:
+    """The classic: each level a list of ``fan_out`` aliases of the level below."""
+    lines = [
+        "apiVersion: v1",
+        "kind: ConfigMap",
+        "metadata: {name: lol, namespace: shop}",
+        "data:",
+        '  l0: &l0 "lol"',
+    ]
+    for level in range(1, levels + 1):
+        aliases = ", ".join([f"*l{level - 1}"] * fan_out)
+        lines.append(f"  l{level}: &l{level} [{aliases}]")
+    return "\n".join(lines) + "\n"
+
+
+def load(text: str | bytes, name: str = "f.yaml") -> list[Any]:
+    return [doc.data for doc in load_documents(text, name)]
+
+
+# --- alias expansion -------------------------------------------------------------------------
+
+
+def test_billion_laughs_is_refused_at_load_quickly() -> None:
+    started = time.perf_counter()
+    with pytest.raises(ManifestError, match=r"^lol\.k8s\.yaml:\d+: document contains excessive"):
+        load(billion_laughs(), "lol.k8s.yaml")
+    assert time.perf_counter() - started < 2
+
+
+def test_the_alias_that_tips_the_ratio_is_named() -> None:
+    with pytest.raises(ManifestError) as refused:
+        load(billion_laughs(levels=5, fan_out=12), "lol.k8s.yaml")
+    # go-yaml's count: 4,128 decoded nodes, 4,068 from aliases (0.986) when l4 begins, line 9;
+    # its first alias of l3 adds 3,770 and 3,769: 7,837 of 7,898, 0.992 > 0.99.
+    assert refused.value.message == "lol.k8s.yaml:9: document contains excessive aliasing"
+
+
+def ratio_document(aliases: int, width: int = 200, plain: int = 0, plain_first: bool = True) -> str:
+    """``x`` anchors a list of ``width`` scalars, ``y`` lists ``aliases`` aliases of it, and
+    ``p`` (when ``plain``) holds ``plain`` more scalars, before or after ``y``.
+
+    go-yaml decodes 1 (document) + 1 (root mapping) + 2 keys + (1 + width) for ``x``, 1 for
+    ``y``'s list, ``aliases`` x (1 alias node + 1 + width expanded), and with ``p`` 1 key +
+    1 list + ``plain``. Alias-driven: ``aliases`` x (1 + width).
+    """
+    x = f"x: &a [{', '.join(['0'] * width)}]\n"
+    y = f"y: [{', '.join(['*a'] * aliases)}]\n"
+    p = f"p: [{', '.join(['0'] * plain)}]\n" if plain else ""
+    return x + (p + y if plain_first else y + p)
+
+
+def test_ratio_boundary_is_go_yamls() -> None:
+    # 199 aliases: 39,999 of 40,404 decoded nodes come from aliases, 0.98998: allowed.
+    (doc,) = load(ratio_document(199))
+    assert isinstance(doc, dict) and len(doc["y"]) == 199 and doc["y"][0] == [0] * 200
+    # 200 aliases: 40,200 of 40,606, 0.99000(2) > 0.99: refused, as Kubernetes refuses it.
+    with pytest.raises(ManifestError, match=r"^f\.yaml:2: document contains excessive aliasing$"):
+        load(ratio_document(200))
+
+
+def test_allowed_ratio_slides_down_for_large_documents() -> None:
+    # 270,000 alias-driven of 300,000 decoded nodes (0.9) is allowed: 0.99 up to 400,000 ...
+    (doc,) = load(ratio_document(270, width=999, plain=28_723))
+    assert isinstance(doc, dict) and len(doc["y"]) == 270 and len(doc["p"]) == 28_723
+    # ... 900,000 of 1,000,000 is not: the allowed ratio falls linearly to 0.10 at 4,000,000
+    # and is 0.8417 at 1,000,000.
+    with pytest.raises(ManifestError, match="excessive aliasing"):
+        load(ratio_document(900, width=999, plain=98_093))
+
+
+def test_aliasing_is_checked_as_the_document_is_decoded() -> None:
+    # go-yaml checks at every decoded node: the same content is refused when the aliases come
+    # before the plain part, since the ratio is then 270,000 / 271,275 = 0.9953.
+    with pytest.raises(ManifestError, match="excessive aliasing"):
+        load(ratio_document(270, width=999, plain=28_723, plain_first=False))
+
+
+@pytest.mark.parametrize(
+    ("decodes", "aliases", "excessive"),
+    [
+        (1_000, 999, False),  # checked only beyond 1,000 decodes ...
+        (1_001, 100, False),  # ... and 100 alias-driven ones
+        (1_001, 101, False),
+        (1_001, 1_000, True),
+        (400_000, 396_000, False),  # 0.99 exactly is allowed
+        (400_000, 396_001, True),
+        (2_200_000, 1_198_000, False),  # 0.99 - 0.89 * 1.8 / 3.6 = 0.545
+        (2_200_000, 1_200_000, True),
+        (4_000_000, 400_000, False),  # 0.10 from 4,000,000 decodes on
+        (4_000_000, 400_001, True),
+        (10_000_000, 1_000_000, False),
+        (10_000_000, 1_000_001, True),
+    ],
+)
+def test_go_yaml_rule(decodes: int, aliases: int, excessive: bool) -> None:
+    assert excessive_aliasing(decodes, aliases) is excessive
+
+
+def test_allowed_ratio_is_linear_between_the_bounds() -> None:
+    assert allowed_alias_ratio(0) == allowed_alias_ratio(400_000) == 0.99
+    assert allowed_alias_ratio(2_200_000) == pytest.approx(0.545)
+    assert allowed_alias_ratio(4_000_000) == allowed_alias_ratio(10**9) == 0.10
+
+
+def test_merge_key_bomb_is_refused() -> None:
+    # Each level merges the one below twice: go-yaml decodes 2^levels mappings.
+    lines = ["l0: &l0 {a: 1}"]
+    lines += [f"l{i}: &l{i} {{<<: [*l{i - 1}, *l{i - 1}], k{i}: {i}}}" for i in range(1, 25)]
+    started = time.perf_counter()
+    with pytest.raises(ManifestError, match="excessive aliasing"):
+        load("\n".join(lines) + "\n")
+    assert time.perf_counter() - started < 2
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a: &a [1, *a]\n",
+        "a: &a {b: 1, c: [*a]}\n",
+        "a: &a {b: 1, <<: *a}\n",
+        "a: &a {b: {<<: *a}}\n",
+    ],
+    ids=["sequence", "mapping", "merge", "nested-merge"],
+)
+def test_an_anchor_that_contains_its_own_alias_is_refused(text: str) -> None:
+    with pytest.raises(ManifestError, match=r"^f\.yaml:1: anchor value contains itself"):
+        load(text)
+
+
+QUIET = 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: q}\ndata: {cron: "*/5 * * * *"}\n'
+
+
+@pytest.mark.parametrize(
+    "encode",
+    [
+        lambda text: text,
+        lambda text: text.encode(),
+        lambda text: ("# é ü ✓\n" + text).encode(),
+        lambda text: text.encode("utf-16"),
+        lambda text: text.replace("\n", "\r\n").encode(),
+        lambda text: text.replace("\n", "\r"),
+        lambda text: 'x: "\u2028"\n---\n' + text,
+        lambda text: b'x: "\xc2\x85"\n---\n' + text.encode(),
+    ],
+    ids=["str", "utf-8", "non-ascii", "utf-16", "crlf", "cr", "line-separator", "nel"],
+)
+def test_aliases_are_found_whatever_the_encoding_and_line_breaks(encode: Any) -> None:
+    stream = QUIET + "---\n" + billion_laughs() + "---\n" + QUIET
+    with pytest.raises(ManifestError, match="excessive aliasing"):
+        load(encode(stream), "lol.k8s.yaml")
+
+
+def test_only_documents_with_a_star_on_their_lines_are_counted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    counted: list[int] = []
+    real = manifests._check_aliases
+
+    def spy(root: yaml.Node) -> None:
+        counted.append(root.start_mark.line + 1)
+        real(root)
+
+    monkeypatch.setattr(manifests, "_check_aliases", spy)
+    plain = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: p}\n"
+    load(plain + "---\n" + QUIET + "---\n" + plain + "---\nx: &a 1\ny: *a\n")
+    assert counted == [5, 14]
+    counted.clear()
+    load(plain.encode() + b"---\n" + plain.encode())
+    assert counted == []
+
+
+def test_ordinary_anchors_still_load() -> None:
+    text = (
+        "apiVersion: apps/v1\nkind: Deployment\n"
+        "metadata: {name: web, labels: &labels {app: web, tier: front}}\n"
+        "spec:\n  selector: {matchLabels: *labels}\n"
+        "  template:\n    metadata: {labels: *labels}\n"
+        "    spec:\n      containers:\n      - &c {name: web, image: web:1}\n"
+        "      - {<<: *c, name: sidecar}\n"
+    )
+    (doc,) = load(text)
+    assert isinstance(doc, dict)
+    assert doc["spec"]["template"]["metadata"]["labels"] == {"app": "web", "tier": "front"}
+    assert doc["spec"]["template"]["spec"]["containers"][1] == {"name": "sidecar", "image": "web:1"}
+
+
+# --- end to end: one message, the documented exit status, no traceback ------------------------
+
+
+def _limit_memory() -> None:
+    limit = 1 << 30  # 1 GiB: today's loader ran past 2.8 GB on a billion laughs
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A project with tasks.py and invoke.yaml, an empty dist/ and an empty ../against/."""
+    root = tmp_path / "project"
+    root.mkdir()
+    for name in ("tasks.py", "invoke.yaml", "cdk8s.yaml"):
+        shutil.copy(REPO / name, root / name)
+    (root / "dist").mkdir()
+    (tmp_path / "against").mkdir()
+    return root
+
+
+def diff(project: Path) -> subprocess.CompletedProcess[str]:
+    """``invoke diff --no-synth --against ../against`` with 1 GiB of memory and 60 s at most."""
+    environ = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("MANIFESTS_", "GITOPSKIT_", "INVOKE_"))
+    }
+    environ.update(PYTHONPATH=str(REPO), NO_COLOR="1")
+    return subprocess.run(
+        [sys.executable, "-m", "invoke", "diff", "--no-synth", "--against", "../against"],
+        cwd=project,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=_limit_memory,
+    )
+
+
+def test_diff_of_a_billion_laughs_on_both_sides_exits_2(project: Path) -> None:
+    (project / "dist" / "lol.k8s.yaml").write_text(billion_laughs())
+    (project.parent / "against" / "lol.k8s.yaml").write_text(billion_laughs())
+    result = diff(project)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "dist/lol.k8s.yaml:9: document contains excessive aliasing" in result.stderr
