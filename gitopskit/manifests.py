@@ -11,18 +11,22 @@ line, so that no later step (comparing, rendering, validating) can be made to st
 - Excessive alias expansion ("billion laughs"), by go-yaml's own rule (see
   :func:`excessive_aliasing`). PyYAML shares an aliased object instead of copying it, so the
   blow-up would only come later, when the objects are walked, encoded or dumped; the rule is
-  therefore applied to what a full expansion would decode, counted on the node graph.
+  therefore applied to what a full expansion would decode, counted on the node graph. Aliases
+  are noticed while constructing, at no cost, and only the nodes they name are measured; the
+  whole document is counted, in go-yaml's order, only when that is not enough to tell.
   An anchor whose value contains its own alias is refused as go-yaml refuses it.
+- Nesting deeper than :data:`MAX_DEPTH` levels, which would otherwise end in a
+  ``RecursionError`` in whatever walks the objects next.
 """
 
 from __future__ import annotations
 
 import re
-from bisect import bisect_left
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import GeneratorType
 from typing import Any
 
 import yaml
@@ -32,7 +36,15 @@ from gitopskit.errors import ManifestError
 MANIFEST_SUFFIXES = (".yaml", ".yml")
 _TOP_LEVEL_KIND = re.compile(r"^kind:[ \t]*(\S+)[ \t]*$", re.MULTILINE)
 
+#: How deep collections may nest in a document as loaded (aliases expanded, merge keys resolved;
+#: the root mapping is level 1). Kubernetes objects stay far shallower (a Deployment's deepest
+#: field is at about 12, the deepest CustomResourceDefinition schemas at about 70), and every
+#: consumer of loaded objects (comparison, JSON, YAML rendering, schema validation) recurses a
+#: few frames per level: at 128 they need well under half of Python's recursion limit.
+MAX_DEPTH = 128
+
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_EXCESSIVE = "document contains excessive aliasing"
 
 # go-yaml's bounds (decode.go, v2 and v3): up to 400,000 decoded nodes, 99% of them may come from
 # alias expansion; from 4,000,000 on, 10%; linearly in between. Checked only beyond 100
@@ -40,6 +52,9 @@ _MERGE_TAG = "tag:yaml.org,2002:merge"
 _ALIAS_RATIO_RANGE_LOW = 400_000
 _ALIAS_RATIO_RANGE_HIGH = 4_000_000
 _ALIAS_RATIO_RANGE = float(_ALIAS_RATIO_RANGE_HIGH - _ALIAS_RATIO_RANGE_LOW)
+# So go-yaml never refuses a document with at most this many alias-driven decodes: beyond 1,000
+# decodes, over 99% of them would have to come from aliases.
+_HARMLESS_ALIASING = 990
 
 
 def _require_libyaml() -> type[yaml.CSafeLoader]:
@@ -107,146 +122,393 @@ def _children(node: yaml.Node) -> list[_Child]:
     return []
 
 
-def _check_aliases(root: yaml.Node) -> None:
-    """Refuse a document's aliasing the way go-yaml does, before anything is constructed.
+class _Graph:
+    """A document's node graph as go-yaml decodes it, each node measured once.
 
-    go-yaml decodes a document node by node, every alias by decoding its anchor's node again,
-    and applies :func:`excessive_aliasing` at each node. The same count is made here on the
-    node graph in one pass, in document order: each node's expanded size is computed once (a
-    node is complete before any alias can refer to it), and an alias adds its node's expanded
-    size at once. Within one expansion both counts grow together, so the ratio only rises and
-    the allowed ratio only falls: testing at its end is testing at each of its nodes.
+    Attributes:
+        sizes: Each node's expanded size: how many nodes go-yaml decodes for it, aliases
+            expanded.
+        depths: Each node's depth as loaded: 0 for a scalar, 1 for a collection of scalars,
+            aliases expanded, merged mappings' entries counted as the merging mapping's own.
+        parents: The node each collection node is written in (not those it is aliased in).
+    """
 
-    The count follows go-yaml v2 (sigs.k8s.io/yaml): a merge key (``<<``) is not decoded, nor
-    is the sequence of a ``<<: [*a, *b]``, but the mappings it merges are.
+    def __init__(self) -> None:
+        self.sizes: dict[yaml.Node, int] = {}
+        self.depths: dict[yaml.Node, int] = {}
+        self.parents: dict[yaml.Node, yaml.Node] = {}
+
+    def measure(self, root: yaml.Node, *, document: bool) -> None:
+        """Measure ``root`` and the nodes under it, refusing what go-yaml refuses.
+
+        go-yaml decodes a document node by node, every alias by decoding its anchor's node
+        again, and applies :func:`excessive_aliasing` at each node. With ``document``, the same
+        count is made here, in document order: each node's expanded size is computed once (a
+        node is complete before any alias can refer to it), and an alias adds its node's
+        expanded size at once. Within one expansion both counts grow together, so the ratio
+        only rises and the allowed ratio only falls: testing at its end is testing at each of
+        its nodes.
+
+        The count follows go-yaml v2 (sigs.k8s.io/yaml): a merge key (``<<``) is not decoded,
+        nor is the sequence of a ``<<: [*a, *b]``, but the mappings it merges are.
+
+        Args:
+            root: A document's root node, or (without ``document``) any node of it.
+            document: ``root`` is the document's: count as go-yaml decodes it. Otherwise only
+                measure (an alias from under ``root`` to a node measured before counts as
+                written there).
+
+        Raises:
+            _Refused: Excessive aliasing (the line of the alias that tipped it), or an anchor
+                that contains its own alias (the anchor's line).
+        """
+        sizes = self.sizes
+        depths = self.depths
+        if root in sizes:
+            return
+        if not isinstance(root, yaml.CollectionNode):
+            sizes[root] = 1
+            depths[root] = 0
+            return
+        open_nodes: set[yaml.Node] = {root}
+        decodes = 2  # the document node and its root
+        aliases = 0
+        # Frames: [node, children, next child, expanded size of the children so far, deepest
+        # child so far, whether the node is a merge key's value]
+        stack: list[list[Any]] = [[root, _children(root), 0, 0, 0, False]]
+        while stack:
+            frame = stack[-1]
+            children = frame[1]
+            index = frame[2]
+            if index == len(children):
+                stack.pop()
+                node = frame[0]
+                open_nodes.discard(node)
+                size = sizes[node] = 1 + frame[3]
+                depth = depths[node] = 1 + frame[4]
+                if stack:
+                    parent = stack[-1]
+                    # go-yaml does not decode the sequence of the mappings a merge key merges.
+                    unlisted = frame[5] and isinstance(node, yaml.SequenceNode)
+                    parent[3] += size - 1 if unlisted else size
+                    parent[4] = max(parent[4], _depth_within(node, depth, frame[5]))
+                continue
+            frame[2] = index + 1
+            child, merge, where = children[index]
+            size = sizes.get(child)
+            if size is not None:  # an alias of a node defined earlier in the document
+                frame[3] += 1 + size
+                frame[4] = max(frame[4], _depth_within(child, depths[child], merge))
+                if document:
+                    decodes += 1 + size
+                    aliases += size
+                    if excessive_aliasing(decodes, aliases):
+                        raise _Refused(where.start_mark.line + 1, _EXCESSIVE)
+            elif child in open_nodes:
+                raise _Refused(child.start_mark.line + 1, "anchor value contains itself")
+            elif isinstance(child, yaml.CollectionNode):
+                if not (merge and isinstance(child, yaml.SequenceNode)):
+                    decodes += 1
+                open_nodes.add(child)
+                self.parents[child] = frame[0]
+                stack.append([child, _children(child), 0, 0, 0, merge])
+            else:
+                decodes += 1
+                sizes[child] = 1
+                depths[child] = 0
+                frame[3] += 1
+            # Between aliases the ratio falls, but beyond 2,200,000 decoded nodes the allowed
+            # ratio falls faster: go-yaml can refuse on a plain node too.
+            if (
+                document
+                and decodes > _ALIAS_RATIO_RANGE_LOW
+                and excessive_aliasing(decodes, aliases)
+            ):
+                raise _Refused(where.start_mark.line + 1, _EXCESSIVE)
+
+
+def _check_document(root: yaml.Node) -> None:
+    """Refuse a document as go-yaml would, or for nesting deeper than :data:`MAX_DEPTH`.
 
     Raises:
-        _Refused: Excessive aliasing (the line of the alias that tipped it), or an anchor that
-            contains its own alias (the anchor's line).
+        _Refused: Excessive aliasing, an anchor that contains itself, or too deep.
     """
-    if not isinstance(root, yaml.CollectionNode):
-        return
-    expanded: dict[yaml.Node, int] = {}  # nodes complete: their size, aliases expanded
-    open_nodes: set[yaml.Node] = {root}
-    decodes = 2  # the document node and its root
-    aliases = 0
-    # Frames: [node, children, next child, expanded size of the children so far, merge value?]
-    stack: list[list[Any]] = [[root, _children(root), 0, 0, False]]
-    while stack:
-        frame = stack[-1]
-        children = frame[1]
-        index = frame[2]
-        if index == len(children):
-            stack.pop()
-            node = frame[0]
-            open_nodes.discard(node)
-            size = expanded[node] = 1 + frame[3]
-            if stack:
-                # go-yaml does not decode the sequence holding the mappings a merge key merges.
-                unlisted = frame[4] and isinstance(node, yaml.SequenceNode)
-                stack[-1][3] += size - 1 if unlisted else size
-            continue
-        frame[2] = index + 1
-        child, merge, where = children[index]
-        size = expanded.get(child)
-        if size is not None:  # an alias of a node defined earlier in the document
-            decodes += 1 + size
-            aliases += size
-            frame[3] += 1 + size
-            if excessive_aliasing(decodes, aliases):
-                raise _Refused(where.start_mark.line + 1, "document contains excessive aliasing")
-        elif child in open_nodes:
-            raise _Refused(child.start_mark.line + 1, "anchor value contains itself")
-        elif isinstance(child, yaml.CollectionNode):
-            if not (merge and isinstance(child, yaml.SequenceNode)):
-                decodes += 1
-            open_nodes.add(child)
-            stack.append([child, _children(child), 0, 0, merge])
-        else:
-            decodes += 1
-            expanded[child] = 1
-            frame[3] += 1
-        # Between aliases the ratio falls, but beyond 2,200,000 decoded nodes the allowed ratio
-        # falls faster: go-yaml can refuse on a plain node too.
-        if decodes > _ALIAS_RATIO_RANGE_LOW and excessive_aliasing(decodes, aliases):
-            raise _Refused(where.start_mark.line + 1, "document contains excessive aliasing")
+    graph = _Graph()
+    graph.measure(root, document=True)
+    if graph.depths[root] > MAX_DEPTH:
+        raise _Refused(_line_too_deep(root, graph), f"nesting deeper than {MAX_DEPTH} levels")
 
 
-class _AliasLines:
-    """Which documents of a stream can hold an alias: only those spanning a line with a ``*``.
+def _depth_within(child: yaml.Node, depth: int, merge: bool) -> int:
+    """How deep ``child`` (of depth ``depth``) nests its parent's entries: as deep as itself,
+    but a merged mapping's entries are its parent's own, and so are the mappings of a
+    ``<<: [*a, *b]``."""
+    if not merge:
+        return depth
+    return depth - 2 if isinstance(child, yaml.SequenceNode) else depth - 1
 
-    An alias is written ``*name``. Finding no ``*`` in a document's lines spares it the alias
-    count, which is the common case: a ``*`` anywhere only costs that count for the documents
-    whose lines hold one.
-    """
 
-    def __init__(self, text: str | bytes) -> None:
-        self._lines: list[int] = []  # 0-based, as libyaml counts them
-        self._everywhere = False
-        if isinstance(text, bytes):
-            at = text.find(b"*")
-            if at >= 0:
-                self._scan_bytes(text, at)
-        else:
-            at = text.find("*")
-            if at >= 0:
-                self._scan_str(text, at)
-
-    def _scan_bytes(self, text: bytes, at: int) -> None:
-        # libyaml also breaks lines at a lone CR, NEL, LS and PS, and reads UTF-16 after a BOM:
-        # line numbers counted by LF would not be its own, so every document is counted.
-        if (
-            text.startswith((b"\xff\xfe", b"\xfe\xff"))
-            or text.count(b"\r") != text.count(b"\r\n")
-            or b"\xc2\x85" in text
-            or b"\xe2\x80\xa8" in text
-            or b"\xe2\x80\xa9" in text
-        ):
-            self._everywhere = True
-            return
-        line = text.count(b"\n", 0, at)
-        while True:
-            self._lines.append(line)
-            end = text.find(b"\n", at)
-            at = text.find(b"*", end + 1) if end >= 0 else -1
-            if at < 0:
-                return
-            line += 1 + text.count(b"\n", end + 1, at)
-
-    def _scan_str(self, text: str, at: int) -> None:
-        if (
-            text.count("\r") != text.count("\r\n")
-            or "\x85" in text
-            or "\u2028" in text
-            or "\u2029" in text
-        ):
-            self._everywhere = True
-            return
-        line = text.count("\n", 0, at)
-        while True:
-            self._lines.append(line)
-            end = text.find("\n", at)
-            at = text.find("*", end + 1) if end >= 0 else -1
-            if at < 0:
-                return
-            line += 1 + text.count("\n", end + 1, at)
-
-    def within(self, node: yaml.Node) -> bool:
-        """Whether a ``*`` is on a line of ``node`` (a document's root node)."""
-        if self._everywhere:
-            return True
-        index = bisect_left(self._lines, node.start_mark.line)
-        return index < len(self._lines) and self._lines[index] <= node.end_mark.line
+def _line_too_deep(root: yaml.Node, graph: _Graph) -> int:
+    """The line of the first collection nested deeper than :data:`MAX_DEPTH`, on the way down
+    to the deepest one; when that way goes through an alias, the line of the first alias."""
+    depths = graph.depths
+    node, level = root, 1
+    alias_line = 0
+    while level <= MAX_DEPTH:
+        deepest: tuple[int, yaml.Node, bool, yaml.Node] | None = None
+        for child, merge, where in _children(node):
+            if isinstance(child, yaml.CollectionNode):
+                within = _depth_within(child, depths[child], merge)
+                if deepest is None or within > deepest[0]:
+                    deepest = (within, child, merge, where)
+        if deepest is None:
+            break
+        _, child, merge, where = deepest
+        if merge and isinstance(child, yaml.SequenceNode):
+            # <<: [*a, *b]: on to the deepest of the merged mappings, at the same level.
+            if not alias_line and graph.parents.get(child) is not node:
+                alias_line = where.start_mark.line + 1
+            node, child = child, max(child.value, key=lambda mapping: depths.get(mapping, 0))
+        if not alias_line and graph.parents.get(child) is not node:
+            alias_line = where.start_mark.line + 1
+        node = child
+        if not merge:
+            level += 1
+    return alias_line or node.start_mark.line + 1
 
 
 class KubeLoader(_require_libyaml()):  # type: ignore[misc]
-    """CSafeLoader with timestamps kept as strings, as the Kubernetes API server keeps them."""
+    """CSafeLoader with timestamps kept as strings, as the Kubernetes API server keeps them.
+
+    It refuses what Kubernetes would refuse and objects nested deeper than :data:`MAX_DEPTH`
+    (see :meth:`construct_document`), and resolves merge keys (``<<``) as the merge-key
+    specification, go-yaml and PyYAML agree: an explicit key wins over a merged one, and the
+    first mapping of a ``<<`` list over later ones; of two ``<<`` keys in one mapping, the later
+    wins (go-yaml v2, which Kubernetes uses, and PyYAML). Merged mappings are copied, never
+    changed, whatever their number or nesting.
+    """
+
+    # PyYAML's constructor state, which construct_document resets as PyYAML's does.
+    state_generators: list[Iterator[Any]]
+    constructed_objects: dict[yaml.Node, Any]
+    recursive_objects: dict[yaml.Node, None]
+    deep_construct: bool
+
+    def __init__(self, stream: str | bytes) -> None:
+        super().__init__(stream)
+        self._merged: dict[yaml.Node, dict[Any, yaml.Node]] = {}
+        self._document: yaml.Node | None = None
+        self._level = 0  # the level of the collections being filled
+        # Aliases met: the aliased node, and the level of the collection holding the alias.
+        self._aliased: list[tuple[yaml.Node, int]] = []
+        self._checked = False  # the document was measured whole (see _check_document)
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        """Construct one document, one level of collections at a time (as PyYAML does), then
+        refuse it if Kubernetes would, or if it nests deeper than :data:`MAX_DEPTH`.
+
+        Aliases cost nothing to construct: an aliased node is constructed once and shared.
+        Constructing first finds them at no cost, so that only a document that has some is
+        measured. A merge key's entries, though, are resolved by copying, so a document with
+        merge keys is measured before they are (see :meth:`fill_mapping`).
+
+        Raises:
+            _Refused: See :func:`_check_document`.
+        """
+        self._document = node
+        self._aliased = []
+        self._checked = False
+        self._level = 0
+        data = self.construct_object(node)
+        level = 0
+        while self.state_generators:
+            level += 1
+            if level > MAX_DEPTH:
+                self._check()
+            self._level = level
+            generators = self.state_generators
+            self.state_generators = []
+            for generator in generators:
+                for _ in generator:
+                    pass
+        if self._aliased and not self._checked:
+            self._check_aliased()
+        self.constructed_objects = {}
+        self.recursive_objects = {}
+        self.deep_construct = False
+        self._merged = {}
+        self._aliased = []
+        self._document = None
+        return data
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        """PyYAML's, noting aliases, and without its bookkeeping for deep construction where
+        there is none: a safe loader's collections are constructed as generators, so no node
+        is constructed again before its object exists."""
+        constructed = self.constructed_objects
+        if node in constructed:
+            self._aliased.append((node, self._level))
+            return constructed[node]
+        constructor = self.yaml_constructors.get(node.tag)
+        if deep or self.deep_construct or constructor is None:
+            return super().construct_object(node, deep)
+        data = constructor(self, node)
+        if isinstance(data, GeneratorType):
+            generator = data
+            data = next(generator)
+            self.state_generators.append(generator)
+        constructed[node] = data
+        return data
+
+    def _check(self) -> None:
+        if not self._checked and self._document is not None:
+            self._checked = True
+            _check_document(self._document)
+
+    def _check_aliased(self) -> None:
+        """Measure the aliased nodes only; the whole document when that is not enough.
+
+        Raises:
+            _Refused: See :func:`_check_document`.
+        """
+        graph = _Graph()
+        aliased = 0
+        deepest = 0
+        for node, level in self._aliased:
+            graph.measure(node, document=False)
+            # Measured from the alias, an alias within counts as written: one node short of
+            # go-yaml's count for a node of at least one.
+            aliased += 2 * graph.sizes[node]
+            deepest = max(deepest, level + graph.depths[node])
+        if aliased > _HARMLESS_ALIASING or deepest > MAX_DEPTH:
+            self._check()
+
+    def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict[Any, Any]:
+        """A mapping's entries, merge keys resolved (also for ``!!set``)."""
+        mapping: dict[Any, Any] = {}
+        self.fill_mapping(mapping, node, deep)
+        return mapping
+
+    def fill_mapping(self, mapping: dict[Any, Any], node: yaml.Node, deep: bool = False) -> None:
+        """Put a mapping node's entries into ``mapping``, merge keys resolved.
+
+        Raises:
+            yaml.constructor.ConstructorError: Not a mapping, an unhashable key, or a merge key
+                whose value is not a mapping or a list of mappings.
+        """
+        if not isinstance(node, yaml.MappingNode):
+            raise yaml.constructor.ConstructorError(
+                None, None, f"expected a mapping node, but found {_kind(node)}", node.start_mark
+            )
+        construct = self.construct_object
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE_TAG:
+                self._check()
+                mapping.clear()
+                for key, value in self._merged_entries(node).items():
+                    mapping[key] = construct(value, deep)
+                return
+            key = construct(key_node, deep)
+            if key.__class__ is not str:
+                _check_hashable(key, node, key_node)
+            mapping[key] = construct(value_node, deep)
+
+    def _merged_entries(self, node: yaml.MappingNode) -> dict[Any, yaml.Node]:
+        """A mapping node's entries (key → value node) with its merge keys resolved.
+
+        Merged mappings are resolved first, each once per document, without recursion: merge
+        keys may be nested as deep as libyaml allows.
+        """
+        merged = self._merged
+        pending: list[yaml.MappingNode] = [node]  # each merges the one after it
+        while pending:
+            current = pending[-1]
+            source = next((s for s in self._merge_sources(current) if s not in merged), None)
+            if source is None:
+                merged[current] = self._resolve(current)
+                pending.pop()
+            elif source in pending:  # only when not measured first (see _check)
+                raise _Refused(source.start_mark.line + 1, "anchor value contains itself")
+            else:
+                pending.append(source)
+        return merged[node]
+
+    def _merge_sources(self, node: yaml.MappingNode) -> list[yaml.MappingNode]:
+        sources: list[yaml.MappingNode] = []
+        for key_node, value_node in node.value:
+            if key_node.tag != _MERGE_TAG:
+                continue
+            if isinstance(value_node, yaml.MappingNode):
+                sources.append(value_node)
+            elif isinstance(value_node, yaml.SequenceNode):
+                for subnode in value_node.value:
+                    if not isinstance(subnode, yaml.MappingNode):
+                        raise yaml.constructor.ConstructorError(
+                            "while constructing a mapping",
+                            node.start_mark,
+                            f"expected a mapping for merging, but found {_kind(subnode)}",
+                            subnode.start_mark,
+                        )
+                    sources.append(subnode)
+            else:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    "expected a mapping or list of mappings for merging, "
+                    f"but found {_kind(value_node)}",
+                    value_node.start_mark,
+                )
+        return sources
+
+    def _resolve(self, node: yaml.MappingNode) -> dict[Any, yaml.Node]:
+        # Every merge source is resolved already (see _merged_entries).
+        merged: dict[Any, yaml.Node] = {}
+        explicit: dict[Any, yaml.Node] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE_TAG:
+                sources = (
+                    value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+                )
+                entries: dict[Any, yaml.Node] = {}
+                for source in sources:
+                    for key, value in self._merged[source].items():
+                        entries.setdefault(key, value)
+                merged.update(entries)
+                continue
+            key = self.construct_object(key_node)
+            _check_hashable(key, node, key_node)
+            explicit[key] = value_node
+        merged.update(explicit)
+        return merged
+
+
+def _check_hashable(key: Any, node: yaml.Node, key_node: yaml.Node) -> None:
+    if not isinstance(key, Hashable):
+        raise yaml.constructor.ConstructorError(
+            "while constructing a mapping",
+            node.start_mark,
+            "found unhashable key",
+            key_node.start_mark,
+        )
+
+
+def _kind(node: yaml.Node) -> str:
+    """``scalar``, ``sequence`` or ``mapping``, as PyYAML names nodes in messages."""
+    return str(getattr(node, "id", type(node).__name__))
+
+
+def _construct_map(loader: KubeLoader, node: yaml.Node) -> Iterator[dict[Any, Any]]:
+    # SafeConstructor's, without building the mapping twice.
+    mapping: dict[Any, Any] = {}
+    yield mapping
+    loader.fill_mapping(mapping, node)
 
 
 def _construct_str(loader: yaml.SafeLoader, node: yaml.Node) -> str:
     return str(loader.construct_scalar(node))  # type: ignore[arg-type]
 
 
+KubeLoader.add_constructor("tag:yaml.org,2002:map", _construct_map)
 KubeLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_str)
 KubeLoader.add_constructor("tag:yaml.org,2002:value", _construct_str)
 
@@ -308,13 +570,10 @@ def load_documents(text: str | bytes, file: str) -> Iterator[Document]:
             aliasing, an anchor that contains itself), naming the file and line.
     """
     loader = KubeLoader(text)
-    alias_lines = _AliasLines(text)
     try:
         while loader.check_node():
             node = loader.get_node()
             line = node.start_mark.line + 1
-            if alias_lines.within(node):
-                _check_aliases(node)
             data = loader.construct_document(node)
             del node
             if data is not None:
@@ -323,6 +582,10 @@ def load_documents(text: str | bytes, file: str) -> Iterator[Document]:
         raise ManifestError(f"{file}:{refused.line}: {refused.problem}") from None
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
+        if error.problem == "exceeded maximum nesting depth" and mark is not None:
+            # libyaml's own limit, 1,000 levels: the same message as below it.
+            too_deep = f"{file}:{mark.line + 1}: nesting deeper than {MAX_DEPTH} levels"
+            raise ManifestError(too_deep) from None
         where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark else file
         problem = error.problem or error.context or "invalid YAML"
         raise ManifestError(f"{where}: YAML syntax error: {problem}") from None

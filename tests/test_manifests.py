@@ -36,3 +36,47 @@ def test_manifest_files_recursive_sorted_hidden_skipped(tmp_path: Path) -> None:
         (tmp_path / name).write_text("x: 1\n")
     found = [p.relative_to(tmp_path).as_posix() for p in manifest_files(tmp_path)]
     assert found == ["a.yml", "b.yaml", "sub/c.yaml"]
+
+
+MERGES = """\
+base: &base {name: base, image: web:1, port: 80}
+extra: &extra {name: extra, env: prod, port: 81}
+explicit: {<<: *base, name: mine}
+listed: {<<: [*base, *extra]}
+twice: {<<: [*extra, *extra], x: 1}
+later: {<<: *base, y: 2, <<: *extra}
+inline: {<<: {<<: {a: 1, b: 1}, b: 2}, c: 3}
+diamond: &d {<<: [&a {<<: *base, a: 1}, *base], d: 1}
+again: {<<: [*a, *d]}
+"""
+
+
+def test_merge_keys_resolve_as_go_yaml_does() -> None:
+    (doc,) = load_documents(MERGES, "m.yaml")
+    data = doc.data
+    base = {"name": "base", "image": "web:1", "port": 80}
+    # An explicit key wins over a merged one, and is no duplicate.
+    assert data["explicit"] == {**base, "name": "mine"}
+    # The first mapping of a list wins over later ones.
+    assert data["listed"] == {"name": "base", "image": "web:1", "port": 80, "env": "prod"}
+    assert data["twice"] == {"name": "extra", "env": "prod", "port": 81, "x": 1}
+    # A later merge key wins over an earlier one (go-yaml v2 merges each where it stands).
+    assert data["later"] == {"name": "extra", "image": "web:1", "port": 81, "env": "prod", "y": 2}
+    assert data["inline"] == {"a": 1, "b": 2, "c": 3}
+    assert data["diamond"] == {**base, "a": 1, "d": 1}
+    assert data["again"] == {**base, "a": 1, "d": 1}
+    # Merging copies entries, never the mappings merged.
+    assert data["base"] == base
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("a: {<<: 1}\n", "expected a mapping or list of mappings for merging, but found scalar"),
+        ("a: {<<: [{b: 1}, 2]}\n", "expected a mapping for merging, but found scalar"),
+        ("a: {[1]: 2}\n", "found unhashable key"),
+    ],
+)
+def test_bad_merges_and_keys_name_file_and_line(text: str, problem: str) -> None:
+    with pytest.raises(ManifestError, match=rf"^m\.yaml:1:\d+: YAML syntax error: {problem}$"):
+        list(load_documents(text, "m.yaml"))

@@ -21,7 +21,12 @@ import yaml
 
 from gitopskit import manifests
 from gitopskit.errors import ManifestError
-from gitopskit.manifests import allowed_alias_ratio, excessive_aliasing, load_documents
+from gitopskit.manifests import (
+    MAX_DEPTH,
+    allowed_alias_ratio,
+    excessive_aliasing,
+    load_documents,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -178,23 +183,25 @@ def test_aliases_are_found_whatever_the_encoding_and_line_breaks(encode: Any) ->
         load(encode(stream), "lol.k8s.yaml")
 
 
-def test_only_documents_with_a_star_on_their_lines_are_counted(
+def test_only_documents_with_real_aliasing_are_measured_whole(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    counted: list[int] = []
-    real = manifests._check_aliases
+    measured: list[int] = []
+    real = manifests._check_document
 
     def spy(root: yaml.Node) -> None:
-        counted.append(root.start_mark.line + 1)
+        measured.append(root.start_mark.line + 1)
         real(root)
 
-    monkeypatch.setattr(manifests, "_check_aliases", spy)
+    monkeypatch.setattr(manifests, "_check_document", spy)
     plain = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: p}\n"
-    load(plain + "---\n" + QUIET + "---\n" + plain + "---\nx: &a 1\ny: *a\n")
-    assert counted == [5, 14]
-    counted.clear()
-    load(plain.encode() + b"---\n" + plain.encode())
-    assert counted == []
+    small = "x: &a {k: v}\ny: *a\n"  # 3 alias-driven decodes: go-yaml cannot refuse it
+    large = f"x: &a [{', '.join(['0'] * 600)}]\ny: *a\n"  # 601
+    merge = "x: &a {k: v}\ny: {<<: *a}\n"
+    docs = load("---\n".join([plain, QUIET, small, plain, large, merge]))
+    assert measured == [17, 20]
+    assert docs[2] == {"x": {"k": "v"}, "y": {"k": "v"}} and len(docs[4]["y"]) == 600
+    assert docs[5] == {"x": {"k": "v"}, "y": {"k": "v"}}
 
 
 def test_ordinary_anchors_still_load() -> None:
@@ -210,6 +217,151 @@ def test_ordinary_anchors_still_load() -> None:
     assert isinstance(doc, dict)
     assert doc["spec"]["template"]["metadata"]["labels"] == {"app": "web", "tier": "front"}
     assert doc["spec"]["template"]["spec"]["containers"][1] == {"name": "sidecar", "image": "web:1"}
+
+
+# --- nesting depth ---------------------------------------------------------------------------
+
+
+def nested(depth: int, style: str) -> str:
+    """A document whose root is the outermost of ``depth`` nested collections."""
+    if style == "flow-sequence":
+        return "[" * depth + "]" * depth + "\n"
+    if style == "flow-mapping":
+        return "{k: " * depth + "1" + "}" * depth + "\n"
+    # Block mappings: line i holds the key of the mapping at depth i + 1.
+    return "".join(" " * i + "k:\n" for i in range(depth - 1)) + " " * (depth - 1) + "k: 1\n"
+
+
+STYLES = ["flow-sequence", "flow-mapping", "block-mapping"]
+
+
+@pytest.mark.parametrize("style", STYLES)
+@pytest.mark.parametrize("depth", [MAX_DEPTH + 1, 350, 999, 1000, 5000])
+def test_nesting_deeper_than_the_limit_is_refused(depth: int, style: str) -> None:
+    # The line of the first collection too deep; from 1,000 levels libyaml stops at that one.
+    line = 1 if style.startswith("flow") else MAX_DEPTH + 1 if depth < 1000 else 1000
+    with pytest.raises(ManifestError) as refused:
+        load(nested(depth, style), "deep.yaml")
+    assert refused.value.message == f"deep.yaml:{line}: nesting deeper than {MAX_DEPTH} levels"
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_nesting_up_to_the_limit_loads(style: str) -> None:
+    (doc,) = load(nested(MAX_DEPTH, style))
+    for _ in range(MAX_DEPTH - 1):
+        doc = doc[0] if isinstance(doc, list) else doc["k"]
+    assert doc in ([], {"k": 1})
+
+
+def chain(depth: int, leaf: str = "1") -> str:
+    return "[" * depth + leaf + "]" * depth
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # 65 levels under the root, and 65 more around the alias: 131.
+        f"a: &a {chain(65)}\nb: {chain(65, '*a')}\n",
+        # m's entries become c's own, one level deeper than m's: 3 + 126.
+        f"m: &m {{k: {chain(126)}}}\nb: {{c: {{<<: [*m]}}}}\n",
+        f"m: &m {{k: {chain(126)}}}\nb: {{c: {{<<: *m}}}}\n",
+    ],
+    ids=["alias", "merged-list", "merged-mapping"],
+)
+def test_aliases_cannot_nest_deeper_than_the_limit(text: str) -> None:
+    # The line named is the alias's, not the anchor's (which on its own is not too deep).
+    with pytest.raises(ManifestError) as refused:
+        load(text)
+    assert refused.value.message == f"f.yaml:2: nesting deeper than {MAX_DEPTH} levels"
+
+
+def test_merged_mappings_at_the_limit_load() -> None:
+    (doc,) = load(f"m: &m {{k: {chain(126)}}}\nb: {{<<: *m}}\n")
+    assert doc["b"] == doc["m"]
+
+
+def test_merge_keys_nested_in_the_text_do_not_nest_the_object() -> None:
+    # 990 merge keys, each merging the next mapping in: one flat mapping once merged, which is
+    # what the limit bounds. Resolving them must not recurse (today: RecursionError).
+    text = "a: " + "{<<: " * 990 + "{x: 1}" + "}" * 990 + "\n"
+    (doc,) = _with_frames(100, lambda: load(text))
+    assert doc == {"a": {"x": 1}}
+
+
+def deepest_allowed_object(kind: str = "ConfigMap") -> dict[str, Any]:
+    """A Kubernetes object nested as deep as the loader allows (the root mapping is level 1)."""
+    leaf: Any = {"k": "v"}
+    for _ in range(MAX_DEPTH - 4):
+        leaf = {"k": leaf}
+    return {
+        "apiVersion": "v1",
+        "kind": kind,
+        "metadata": {"name": "deep", "namespace": "shop"},
+        "data": {"deep": [leaf]},
+    }
+
+
+def _with_frames(frames: int, action: Any) -> Any:
+    """Run ``action`` with ``frames`` Python frames already on the stack."""
+    if frames <= 0:
+        return action()
+    return _with_frames(frames - 1, action)
+
+
+def test_every_consumer_handles_the_deepest_allowed_object() -> None:
+    from gitopskit import diff as engine
+
+    text = yaml.safe_dump(deepest_allowed_object())
+    (doc,) = load_documents(text, "deep.k8s.yaml")
+    old = engine.Tree("old")
+    new = engine.Tree("new")
+    ident = engine.identity_of(doc.data)
+    changed = yaml.safe_load(text.replace("k: v", "k: w"))
+    new.resources[ident] = engine.Resource(ident, doc.data, "deep.k8s.yaml", 1)
+    old.resources[ident] = engine.Resource(ident, changed, "deep.k8s.yaml", 1)
+    reordered = dict(reversed(list(doc.data.items())))
+
+    def consume() -> None:
+        assert engine.same_object(doc.data, reordered)
+        assert engine.to_yaml(doc.data).count("k:") == MAX_DEPTH - 3
+        result = engine.compare(old, new)
+        assert result.summary["changed"] == 1
+        for fmt in engine.FORMATS:
+            assert engine.render(result, fmt, colour=False)
+
+    # Whoever calls the loader's consumers may already be deep in the stack (tasks, invoke,
+    # pytest): they must fit in well under half of Python's recursion limit.
+    _with_frames(sys.getrecursionlimit() // 2, consume)
+
+
+def deepest_allowed_crd() -> dict[str, Any]:
+    """A CustomResourceDefinition whose schema nests as deep as the loader allows."""
+    schema: dict[str, Any] = {"type": "string"}
+    # The schema is at level 6 (spec, versions, the version, schema, openAPIV3Schema); each
+    # object property adds 2 (properties, the property) and the leaf's type is a scalar.
+    for _ in range((MAX_DEPTH - 6) // 2):
+        schema = {"type": "object", "properties": {"a": schema}}
+    version = {"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": schema}}
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "foos.example.com"},
+        "spec": {
+            "group": "example.com",
+            "names": {"kind": "Foo", "plural": "foos"},
+            "scope": "Namespaced",
+            "versions": [version],
+        },
+    }
+
+
+def test_schema_validation_handles_the_deepest_allowed_object() -> None:
+    from gitopskit.validate import SchemaValidator
+
+    (doc,) = load_documents(yaml.safe_dump(deepest_allowed_crd()), "crd.k8s.yaml")
+    validator = SchemaValidator(None)
+    report = _with_frames(sys.getrecursionlimit() // 2, lambda: validator.validate([doc]))
+    assert report.validated == 1 and not report.problems
 
 
 # --- end to end: one message, the documented exit status, no traceback ------------------------
@@ -258,3 +410,11 @@ def test_diff_of_a_billion_laughs_on_both_sides_exits_2(project: Path) -> None:
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     assert "dist/lol.k8s.yaml:9: document contains excessive aliasing" in result.stderr
+
+
+def test_diff_of_a_document_nested_500_deep_exits_2(project: Path) -> None:
+    (project / "dist" / "deep.k8s.yaml").write_text(nested(500, "block-mapping"))
+    result = diff(project)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert f"dist/deep.k8s.yaml:{MAX_DEPTH + 1}: nesting deeper than" in result.stderr
