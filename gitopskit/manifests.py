@@ -17,10 +17,15 @@ line, so that no later step (comparing, rendering, validating) can be made to st
   An anchor whose value contains its own alias is refused as go-yaml refuses it.
 - Nesting deeper than :data:`MAX_DEPTH` levels, which would otherwise end in a
   ``RecursionError`` in whatever walks the objects next.
+- A key given twice in one mapping, which Kubernetes' strict decoding refuses (and PyYAML would
+  silently resolve to the last one). Keys are compared as loaded, as go-yaml compares them:
+  ``on`` and ``true`` are the same key. An explicit key next to a merge key (``<<``) that
+  merges the same key is no duplicate: it wins.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from collections.abc import Hashable, Iterable, Iterator
@@ -412,6 +417,21 @@ class KubeLoader(_require_libyaml()):  # type: ignore[misc]
             if key.__class__ is not str:
                 _check_hashable(key, node, key_node)
             mapping[key] = construct(value_node, deep)
+        if len(mapping) != len(node.value):
+            self._refuse_duplicate(node)
+
+    def _refuse_duplicate(self, node: yaml.MappingNode) -> None:
+        """Name the first key of ``node`` (constructed already) that repeats an earlier one.
+
+        Raises:
+            _Refused: Always.
+        """
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.constructed_objects[key_node]
+            if key in seen:
+                raise _Refused(key_node.start_mark.line + 1, f"duplicate key {_shown_key(key)}")
+            seen.add(key)
 
     def _merged_entries(self, node: yaml.MappingNode) -> dict[Any, yaml.Node]:
         """A mapping node's entries (key → value node) with its merge keys resolved.
@@ -477,6 +497,8 @@ class KubeLoader(_require_libyaml()):  # type: ignore[misc]
                 continue
             key = self.construct_object(key_node)
             _check_hashable(key, node, key_node)
+            if key in explicit:
+                raise _Refused(key_node.start_mark.line + 1, f"duplicate key {_shown_key(key)}")
             explicit[key] = value_node
         merged.update(explicit)
         return merged
@@ -490,6 +512,16 @@ def _check_hashable(key: Any, node: yaml.Node, key_node: yaml.Node) -> None:
             "found unhashable key",
             key_node.start_mark,
         )
+
+
+def _shown_key(key: Any) -> str:
+    """A key as messages show it: JSON, a long string cut short."""
+    if isinstance(key, str):
+        return json.dumps(key if len(key) <= 40 else key[:40] + "…", ensure_ascii=False)
+    if key is None or isinstance(key, int | float):
+        return json.dumps(key)
+    shown = repr(key)
+    return shown if len(shown) <= 40 else shown[:40] + "…"
 
 
 def _kind(node: yaml.Node) -> str:

@@ -364,6 +364,47 @@ def test_schema_validation_handles_the_deepest_allowed_object() -> None:
     assert report.validated == 1 and not report.problems
 
 
+# --- duplicate keys --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "key"),
+    [
+        ("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  name: b\n", 5, '"name"'),
+        ("kind: A\napiVersion: v1\nkind: B\n", 3, '"kind"'),
+        ("data: {a: 1, b: 2, a: 3}\n", 1, '"a"'),
+        ("\"a\": 1\n'b': 2\na: 3\n", 3, '"a"'),
+        ("on: 1\ntrue: 2\n", 2, "true"),  # YAML 1.1: both are the boolean true
+        ("0x10: a\n16: b\n", 2, "16"),
+        ("base: &b {x: 1}\nm: {<<: *b, y: 1,\n  y: 2}\n", 3, '"y"'),
+        ("m: {<<: {x: 1, x: 2}}\n", 1, '"x"'),
+        ("s: !!set {a, b, a}\n", 1, '"a"'),
+        ("x: 1\n" + "k" * 100 + ": 1\n" + "k" * 100 + ": 2\n", 3, '"' + "k" * 40 + '…"'),
+    ],
+    ids=[
+        "nested",
+        "top-level",
+        "flow",
+        "quoted",
+        "resolved",
+        "int",
+        "merging",
+        "merged",
+        "set",
+        "long",
+    ],
+)
+def test_duplicate_keys_are_refused(text: str, line: int, key: str) -> None:
+    with pytest.raises(ManifestError) as refused:
+        load(text, "web.k8s.yaml")
+    assert refused.value.message == f"web.k8s.yaml:{line}: duplicate key {key}"
+
+
+def test_keys_that_only_look_alike_are_no_duplicates() -> None:
+    (doc,) = load("a: 1\nA: 2\n'1': 3\n1: 4\nx: {a: 5}\ny: {a: 6}\n")
+    assert doc == {"a": 1, "A": 2, "1": 3, 1: 4, "x": {"a": 5}, "y": {"a": 6}}
+
+
 # --- end to end: one message, the documented exit status, no traceback ------------------------
 
 
@@ -418,3 +459,13 @@ def test_diff_of_a_document_nested_500_deep_exits_2(project: Path) -> None:
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     assert f"dist/deep.k8s.yaml:{MAX_DEPTH + 1}: nesting deeper than" in result.stderr
+
+
+def test_diff_of_a_duplicate_key_exits_2(project: Path) -> None:
+    (project / "dist" / "web.k8s.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\n  name: other\n"
+    )
+    result = diff(project)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert 'dist/web.k8s.yaml:5: duplicate key "name"' in result.stderr
