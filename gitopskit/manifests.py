@@ -136,12 +136,17 @@ class _Graph:
         depths: Each node's depth as loaded: 0 for a scalar, 1 for a collection of scalars,
             aliases expanded, merged mappings' entries counted as the merging mapping's own.
         parents: The node each collection node is written in (not those it is aliased in).
+        decodes: How many nodes go-yaml decodes for the document measured (see
+            :func:`excessive_aliasing`).
+        aliases: How many of them come from alias expansion.
     """
 
     def __init__(self) -> None:
         self.sizes: dict[yaml.Node, int] = {}
         self.depths: dict[yaml.Node, int] = {}
         self.parents: dict[yaml.Node, yaml.Node] = {}
+        self.decodes = 0
+        self.aliases = 0
 
     def measure(self, root: yaml.Node, *, document: bool) -> None:
         """Measure ``root`` and the nodes under it, refusing what go-yaml refuses.
@@ -230,6 +235,9 @@ class _Graph:
                 and excessive_aliasing(decodes, aliases)
             ):
                 raise _Refused(where.start_mark.line + 1, _EXCESSIVE)
+        if document:
+            self.decodes = decodes
+            self.aliases = aliases
 
 
 def _check_document(root: yaml.Node) -> None:
@@ -515,9 +523,10 @@ def _check_hashable(key: Any, node: yaml.Node, key_node: yaml.Node) -> None:
 
 
 def _shown_key(key: Any) -> str:
-    """A key as messages show it: JSON, a long string cut short."""
+    """A key as messages show it: JSON, a long string cut short, nothing unprintable."""
     if isinstance(key, str):
-        return json.dumps(key if len(key) <= 40 else key[:40] + "…", ensure_ascii=False)
+        text = json.dumps(key if len(key) <= 40 else key[:40] + "…", ensure_ascii=False)
+        return "".join(c if c.isprintable() else json.dumps(c)[1:-1] for c in text)
     if key is None or isinstance(key, int | float):
         return json.dumps(key)
     shown = repr(key)

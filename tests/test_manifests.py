@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from gitopskit.diff import to_yaml
 from gitopskit.errors import ManifestError
 from gitopskit.manifests import KubeLoader, load_documents, manifest_files
 
@@ -80,3 +85,48 @@ def test_merge_keys_resolve_as_go_yaml_does() -> None:
 def test_bad_merges_and_keys_name_file_and_line(text: str, problem: str) -> None:
     with pytest.raises(ManifestError, match=rf"^m\.yaml:1:\d+: YAML syntax error: {problem}$"):
         list(load_documents(text, "m.yaml"))
+
+
+# --- properties ---------------------------------------------------------------------------------
+
+SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text(max_size=12)
+    | st.sampled_from(["on", "yes", "0644", "1_000", "2024-01-01", "<<", "=", "~", "", "y"])
+)
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4)
+    ),
+    max_leaves=24,
+)
+
+
+def typed(value: Any) -> Any:
+    """``value`` with every scalar paired with its type: ``True`` is not ``1``, nor ``1.0``."""
+    if isinstance(value, dict):
+        return {k: typed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [typed(v) for v in value]
+    return (type(value).__name__, value)
+
+
+@settings(max_examples=150)
+@given(VALUES)
+def test_what_pyyaml_dumps_loads_back_the_same(value: Any) -> None:
+    text = yaml.safe_dump(value, sort_keys=False)
+    (doc,) = load_documents(text, "v.yaml") if value is not None else [None]
+    assert typed(doc.data if doc is not None else None) == typed(value)
+
+
+@settings(max_examples=150)
+@given(st.lists(VALUES, min_size=1, max_size=3))
+def test_what_diff_shows_loads_back_the_same(values: list[Any]) -> None:
+    # diff's to_yaml quotes for a YAML 1.1 reader; documents are read one by one.
+    text = "---\n".join(to_yaml(v) for v in values)
+    docs = [d.data for d in load_documents(text, "v.yaml")]
+    assert [typed(d) for d in docs] == [typed(v) for v in values if v is not None]

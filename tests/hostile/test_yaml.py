@@ -7,6 +7,8 @@ traceback: ``invoke diff`` exits 2, synth and publish exit 1.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import resource
 import shutil
@@ -18,6 +20,8 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gitopskit import manifests
 from gitopskit.errors import ManifestError
@@ -403,6 +407,223 @@ def test_duplicate_keys_are_refused(text: str, line: int, key: str) -> None:
 def test_keys_that_only_look_alike_are_no_duplicates() -> None:
     (doc,) = load("a: 1\nA: 2\n'1': 3\n1: 4\nx: {a: 5}\ny: {a: 6}\n")
     assert doc == {"a": 1, "A": 2, "1": 3, 1: 4, "x": {"a": 5}, "y": {"a": 6}}
+
+
+# --- properties ------------------------------------------------------------------------------
+
+
+def nested_text(kinds: list[str], flow: bool) -> str:
+    """Collections nested as ``kinds`` says (``seq`` or ``map``, outermost first), around
+    the scalar ``v``, in flow or block style."""
+    if flow:
+        opening = "".join("[" if kind == "seq" else "{k: " for kind in kinds)
+        closing = "".join("]" if kind == "seq" else "}" for kind in reversed(kinds))
+        return opening + "v" + closing + "\n"
+    lines = [" " * i + ("-" if kind == "seq" else "k:") for i, kind in enumerate(kinds)]
+    return "\n".join([*lines, " " * len(kinds) + "v"]) + "\n"
+
+
+def depth_of(value: Any) -> int:
+    depth = 0
+    while isinstance(value, list | dict):
+        value = value[0] if isinstance(value, list) else value["k"]
+        depth += 1
+    return depth
+
+
+KINDS = st.sampled_from(["seq", "map"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(KINDS, min_size=1, max_size=MAX_DEPTH), st.booleans())
+def test_any_nesting_up_to_the_limit_loads(kinds: list[str], flow: bool) -> None:
+    (doc,) = load(nested_text(kinds, flow))
+    assert depth_of(doc) == len(kinds)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(KINDS, min_size=MAX_DEPTH + 1, max_size=1200), st.booleans())
+def test_any_nesting_beyond_the_limit_is_a_manifest_error(kinds: list[str], flow: bool) -> None:
+    with pytest.raises(ManifestError, match=f"nesting deeper than {MAX_DEPTH} levels$"):
+        load(nested_text(kinds, flow))
+
+
+class _GoYamlRefused(Exception):
+    """What go-yaml's decoder would say: ``excessive`` aliasing or an anchor that ``contains``
+    itself."""
+
+
+class _Event:
+    """A node of the event stream, aliases kept as such (as go-yaml's parser keeps them)."""
+
+    def __init__(self, kind: str, merge: bool = False, target: _Event | None = None) -> None:
+        self.kind = kind
+        self.merge = merge
+        self.target = target
+        self.children: list[_Event] = []
+
+
+def go_yaml_decode(text: str) -> tuple[int, int]:
+    """A straightforward model of go-yaml v2's decoder (decode.go), to check the loader by:
+    every alias expanded again, node by node, testing the ratio at each, as go-yaml does.
+
+    It decodes the mappings of a ``<<`` list in document order, as the loader counts them (go-
+    yaml v2 goes backwards: the totals are the same, only where the ratio is tested differs).
+
+    Returns:
+        How many nodes it decodes, and how many of them come from alias expansion.
+
+    Raises:
+        _GoYamlRefused: Where go-yaml would refuse the document.
+    """
+    anchors: dict[str, _Event] = {}
+    stack = [_Event("document")]
+    for event in yaml.parse(text, Loader=yaml.CSafeLoader):
+        if isinstance(event, yaml.AliasEvent):
+            stack[-1].children.append(_Event("alias", target=anchors[event.anchor]))
+            continue
+        if isinstance(event, yaml.ScalarEvent):
+            node = _Event("scalar", merge=event.value == "<<" and event.implicit[0])
+        elif isinstance(event, yaml.SequenceStartEvent | yaml.MappingStartEvent):
+            node = _Event("sequence" if isinstance(event, yaml.SequenceStartEvent) else "mapping")
+        elif isinstance(event, yaml.SequenceEndEvent | yaml.MappingEndEvent):
+            stack.pop()
+            continue
+        else:
+            continue
+        if event.anchor is not None:
+            anchors[event.anchor] = node
+        stack[-1].children.append(node)
+        if node.kind != "scalar":
+            stack.append(node)
+    counts = {"decodes": 0, "aliases": 0, "depth": 0}
+    expanding: set[_Event] = set()
+
+    def unmarshal(node: _Event) -> None:
+        counts["decodes"] += 1
+        if counts["depth"]:
+            counts["aliases"] += 1
+        if excessive_aliasing(counts["decodes"], counts["aliases"]):
+            raise _GoYamlRefused("excessive")
+        if node.kind == "alias":
+            if node in expanding:
+                raise _GoYamlRefused("contains")
+            expanding.add(node)
+            counts["depth"] += 1
+            assert node.target is not None
+            unmarshal(node.target)
+            counts["depth"] -= 1
+            expanding.discard(node)
+        elif node.kind == "mapping":
+            pairs = zip(node.children[::2], node.children[1::2], strict=True)
+            for key, value in pairs:
+                if not key.merge:
+                    unmarshal(key)
+                    unmarshal(value)
+                elif value.kind == "sequence":
+                    for merged in value.children:
+                        unmarshal(merged)
+                else:
+                    unmarshal(value)
+        else:
+            for child in node.children:
+                unmarshal(child)
+
+    unmarshal(stack[0])
+    return counts["decodes"], counts["aliases"]
+
+
+@st.composite
+def aliased_documents(draw: st.DrawFn) -> str:
+    """A mapping of anchored collections holding scalars and aliases of earlier anchors (mostly
+    the one just before, now and then their own), the mappings merging earlier mappings now and
+    then, with a plain list of some length before or after them."""
+    lines = []
+    mappings: list[int] = []
+    for i in range(draw(st.integers(1, 8))):
+        if draw(st.integers(0, 20)) == 0:
+            earlier = st.integers(0, i)  # their own too
+        else:
+            earlier = st.integers(0, i - 1) | st.just(i - 1)
+        items = [
+            f"*a{draw(earlier)}" if i and draw(st.integers(0, 3)) else "0"
+            for _ in range(draw(st.integers(0, 12)))
+        ]
+        if draw(st.booleans()):
+            lines.append(f"a{i}: &a{i} [{', '.join(items)}]")
+            continue
+        entries = [f"k{n}: {item}" for n, item in enumerate(items)]
+        if mappings and draw(st.booleans()):
+            merged = draw(st.lists(st.sampled_from(mappings), min_size=1, max_size=3))
+            entries.insert(0, "<<: [" + ", ".join(f"*a{m}" for m in merged) + "]")
+        lines.append(f"a{i}: &a{i} {{{', '.join(entries)}}}")
+        mappings.append(i)
+    plain = f"p: [{', '.join(['0'] * draw(st.integers(0, 400)))}]"
+    lines.insert(draw(st.sampled_from([0, len(lines)])), plain)
+    return "\n".join(lines) + "\n"
+
+
+@settings(max_examples=150, deadline=None)
+@given(aliased_documents())
+def test_aliases_are_refused_exactly_when_go_yaml_refuses_them(text: str) -> None:
+    try:
+        counts = go_yaml_decode(text)
+        verdict = "loads"
+    except _GoYamlRefused as refused:
+        verdict = str(refused)
+    else:
+        # The loader counts what go-yaml counts, node for node.
+        graph = manifests._Graph()
+        graph.measure(yaml.compose(text, Loader=yaml.CSafeLoader), document=True)
+        assert (graph.decodes, graph.aliases) == counts
+    started = time.perf_counter()
+    try:
+        load(text)
+        outcome = "loads"
+    except ManifestError as error:
+        outcome = "excessive" if error.message.endswith("excessive aliasing") else "contains"
+    assert time.perf_counter() - started < 1
+    if verdict == "contains":
+        # go-yaml may count past its limit while expanding on its way to the self-reference.
+        assert outcome != "loads"
+    else:
+        assert outcome == verdict
+
+
+def double_quoted(text: str) -> str:
+    """``text`` as a YAML double-quoted scalar, every character but printable ASCII escaped."""
+    return (
+        '"'
+        + "".join(c if " " <= c <= "~" and c not in '"\\' else f"\\U{ord(c):08x}" for c in text)
+        + '"'
+    )
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.text(max_size=6), min_size=1, max_size=8, unique=True),
+    st.integers(min_value=0),
+    st.integers(min_value=0),
+)
+def test_a_repeated_key_is_named_with_its_line(keys: list[str], first: int, second: int) -> None:
+    index = first % len(keys)
+    repeated = keys[index]
+    lines = [f"{double_quoted(key)}: {n}" for n, key in enumerate(keys)]
+    at = index + 1 + second % (len(keys) - index)  # anywhere after the first
+    lines.insert(at, f"{double_quoted(repeated)}: again")
+    with pytest.raises(ManifestError) as refused:
+        load("\n".join(lines) + "\n")
+    where, _, shown = refused.value.message.partition(": duplicate key ")
+    assert where == f"f.yaml:{at + 1}"
+    # The key as JSON, escaped where it would not print.
+    assert json.loads(shown) == repeated and shown.isprintable()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="[]{}:-,&*!|>'\"#?<= \n\tab01", max_size=60))
+def test_any_text_loads_or_is_a_manifest_error(text: str) -> None:
+    with contextlib.suppress(ManifestError):
+        load(text)
 
 
 # --- end to end: one message, the documented exit status, no traceback ------------------------
