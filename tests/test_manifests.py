@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -130,3 +132,25 @@ def test_what_diff_shows_loads_back_the_same(values: list[Any]) -> None:
     text = "---\n".join(to_yaml(v) for v in values)
     docs = [d.data for d in load_documents(text, "v.yaml")]
     assert [typed(d) for d in docs] == [typed(v) for v in values if v is not None]
+
+
+def test_documents_are_read_one_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    roots: list[weakref.ref[yaml.Node]] = []
+    construct = KubeLoader.construct_document
+
+    def spy(loader: KubeLoader, node: yaml.Node) -> Any:
+        roots.append(weakref.ref(node))
+        return construct(loader, node)
+
+    monkeypatch.setattr(KubeLoader, "construct_document", spy)
+    docs = load_documents("a: [1]\n---\nb: {c: 2}\n---\n[unclosed\n", "f.yaml")
+    # Once a document is yielded, the loader holds none of its nodes (only the caller its data).
+    assert next(docs).data == {"a": [1]}
+    gc.collect()
+    assert roots[0]() is None
+    assert next(docs).data == {"b": {"c": 2}}
+    gc.collect()
+    assert roots[1]() is None
+    # A later document's error comes only when that document is read.
+    with pytest.raises(ManifestError, match=r"^f\.yaml:6:1: YAML syntax error"):
+        next(docs)
