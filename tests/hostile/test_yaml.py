@@ -11,10 +11,10 @@ import contextlib
 import json
 import os
 import resource
-import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,8 @@ from gitopskit.manifests import (
     excessive_aliasing,
     load_documents,
 )
+from tests.fakes.gitlab import FakeGitLab
+from tests.hostile.conftest import PROJECT, Captured, gitlab_env, invoke, write_dist
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -312,26 +314,25 @@ def _with_frames(frames: int, action: Any) -> Any:
     return _with_frames(frames - 1, action)
 
 
-def test_every_consumer_handles_the_deepest_allowed_object() -> None:
+def test_every_consumer_handles_the_deepest_allowed_object(tmp_path: Path) -> None:
     from gitopskit import diff as engine
 
+    old, new = tmp_path / "old", tmp_path / "new"
+    old.mkdir()
+    new.mkdir()
     text = yaml.safe_dump(deepest_allowed_object())
+    (old / "deep.k8s.yaml").write_text(text)
+    (new / "deep.k8s.yaml").write_text(text.replace("k: v", "k: w"))
     (doc,) = load_documents(text, "deep.k8s.yaml")
-    old = engine.Tree("old")
-    new = engine.Tree("new")
-    ident = engine.identity_of(doc.data)
-    changed = yaml.safe_load(text.replace("k: v", "k: w"))
-    new.resources[ident] = engine.Resource(ident, doc.data, "deep.k8s.yaml", 1)
-    old.resources[ident] = engine.Resource(ident, changed, "deep.k8s.yaml", 1)
     reordered = dict(reversed(list(doc.data.items())))
 
     def consume() -> None:
         assert engine.same_object(doc.data, reordered)
         assert engine.to_yaml(doc.data).count("k:") == MAX_DEPTH - 3
-        result = engine.compare(old, new)
+        result = engine.diff_against(new, str(old))  # reading, comparing, the unified diff
         assert result.summary["changed"] == 1
         for fmt in engine.FORMATS:
-            assert engine.render(result, fmt, colour=False)
+            assert "deep" in engine.render(result, fmt, colour=False)
 
     # Whoever calls the loader's consumers may already be deep in the stack (tasks, invoke,
     # pytest): they must fit in well under half of Python's recursion limit.
@@ -634,28 +635,48 @@ def _limit_memory() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    """A project with tasks.py and invoke.yaml, an empty dist/ and an empty ../against/."""
-    root = tmp_path / "project"
-    root.mkdir()
-    for name in ("tasks.py", "invoke.yaml", "cdk8s.yaml"):
-        shutil.copy(REPO / name, root / name)
-    (root / "dist").mkdir()
-    (tmp_path / "against").mkdir()
-    return root
+@dataclass(frozen=True)
+class Hostile:
+    """A hostile manifest, the same object as the manifests repository holds it, and what the
+    refusal names."""
+
+    text: str
+    held: str
+    line: int
+    problem: str
 
 
-def diff(project: Path) -> subprocess.CompletedProcess[str]:
-    """``invoke diff --no-synth --against ../against`` with 1 GiB of memory and 60 s at most."""
+DEEP = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: deep}\ndata:\n" + "".join(
+    " " * (n + 1) + "k:\n" for n in range(499)
+)
+HOSTILE = {
+    # The issue's billion laughs, on both sides.
+    "aliasing": Hostile(
+        billion_laughs(), billion_laughs(), 9, "document contains excessive aliasing"
+    ),
+    # A ConfigMap whose data nests 500 levels deep (level n on line n + 3), changed.
+    "nesting": Hostile(
+        DEEP + " " * 500 + "v\n", DEEP + " " * 500 + "w\n", MAX_DEPTH + 4, "nesting deeper than"
+    ),
+    "duplicate": Hostile(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a,\n  name: b}\n",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: b}\n",
+        4,
+        'duplicate key "name"',
+    ),
+}
+
+
+def diff(project: Path, against: Path) -> subprocess.CompletedProcess[str]:
+    """``invoke diff --no-synth --against AGAINST`` with 1 GiB of memory and 60 s at most."""
     environ = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("MANIFESTS_", "GITOPSKIT_", "INVOKE_"))
+        if not k.startswith(("MANIFESTS_", "GITOPSKIT_", "GITLAB_", "INVOKE_"))
     }
     environ.update(PYTHONPATH=str(REPO), NO_COLOR="1")
     return subprocess.run(
-        [sys.executable, "-m", "invoke", "diff", "--no-synth", "--against", "../against"],
+        [sys.executable, "-m", "invoke", "diff", "--no-synth", "--against", str(against)],
         cwd=project,
         env=environ,
         capture_output=True,
@@ -665,28 +686,48 @@ def diff(project: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_diff_of_a_billion_laughs_on_both_sides_exits_2(project: Path) -> None:
-    (project / "dist" / "lol.k8s.yaml").write_text(billion_laughs())
-    (project.parent / "against" / "lol.k8s.yaml").write_text(billion_laughs())
-    result = diff(project)
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    assert "dist/lol.k8s.yaml:9: document contains excessive aliasing" in result.stderr
+@pytest.mark.parametrize("hostile", HOSTILE)
+def test_diff_of_hostile_yaml_on_both_sides_exits_2(
+    project_dir: Path, tmp_path: Path, hostile: str
+) -> None:
+    # A billion laughs on both sides ran past 120 s and 2.8 GB; 500 levels ended in a
+    # RecursionError traceback and exit 1, which --exit-code documents as "differs".
+    case = HOSTILE[hostile]
+    against = write_dist(tmp_path / "manifests", {"app.k8s.yaml": case.held})
+    write_dist(project_dir / "dist", {"app.k8s.yaml": case.text})
+    done = diff(project_dir, against)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert f"dist/app.k8s.yaml:{case.line}: {case.problem}" in done.stderr
 
 
-def test_diff_of_a_document_nested_500_deep_exits_2(project: Path) -> None:
-    (project / "dist" / "deep.k8s.yaml").write_text(nested(500, "block-mapping"))
-    result = diff(project)
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    assert f"dist/deep.k8s.yaml:{MAX_DEPTH + 1}: nesting deeper than" in result.stderr
+@pytest.mark.parametrize("hostile", HOSTILE)
+def test_publish_refuses_hostile_yaml_and_exits_1(
+    gitlab: FakeGitLab, project_dir: Path, captured: Captured, hostile: str
+) -> None:
+    case = HOSTILE[hostile]
+    project = gitlab.add_project(PROJECT, initial_files={"app.k8s.yaml": case.held})
+    write_dist(project_dir / "dist", {"app.k8s.yaml": case.text})
+    done = invoke(project_dir, "publish", "--no-synth", captured=captured, **gitlab_env(gitlab))
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert f"app.k8s.yaml:{case.line}: {case.problem}" in done.stderr
+    assert project.branches() == ["main"]
 
 
-def test_diff_of_a_duplicate_key_exits_2(project: Path) -> None:
-    (project / "dist" / "web.k8s.yaml").write_text(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\n  name: other\n"
+@pytest.mark.parametrize("hostile", HOSTILE)
+def test_synth_refuses_hostile_yaml_from_the_app_and_exits_1(
+    project_dir: Path, captured: Captured, hostile: str
+) -> None:
+    case = HOSTILE[hostile]
+    (project_dir / "app.py").write_text(
+        "import os, pathlib\n"
+        "out = pathlib.Path(os.environ['CDK8S_OUTDIR'])\n"
+        "out.mkdir(parents=True, exist_ok=True)\n"
+        f"(out / 'app.k8s.yaml').write_text({case.text!r})\n"
     )
-    result = diff(project)
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    assert 'dist/web.k8s.yaml:5: duplicate key "name"' in result.stderr
+    done = invoke(project_dir, "synth", "--app", f"{sys.executable} app.py", captured=captured)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert f"app.k8s.yaml:{case.line}: {case.problem}" in done.stderr
+    assert list((project_dir / "dist").iterdir()) == []
