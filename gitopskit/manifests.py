@@ -42,10 +42,11 @@ MANIFEST_SUFFIXES = (".yaml", ".yml")
 _TOP_LEVEL_KIND = re.compile(r"^kind:[ \t]*(\S+)[ \t]*$", re.MULTILINE)
 
 #: How deep collections may nest in a document as loaded (aliases expanded, merge keys resolved;
-#: the root mapping is level 1). Kubernetes objects stay far shallower (a Deployment's deepest
-#: field is at about 12, the deepest CustomResourceDefinition schemas at about 70), and every
-#: consumer of loaded objects (comparison, JSON, YAML rendering, schema validation) recurses a
-#: few frames per level: at 128 they need well under half of Python's recursion limit.
+#: the root mapping is level 1). Kubernetes objects stay far shallower: a Deployment's deepest
+#: field is at level 12, and generated CustomResourceDefinitions, whose schemas take two levels
+#: per nested field, a few dozen. Every consumer of loaded objects (comparison, JSON, YAML
+#: rendering, schema validation) recurses up to three frames per level: at 128 levels they
+#: need well under half of Python's recursion limit (tested with half of it already used).
 MAX_DEPTH = 128
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
@@ -160,17 +161,19 @@ class _Graph:
         its nodes.
 
         The count follows go-yaml v2 (sigs.k8s.io/yaml): a merge key (``<<``) is not decoded,
-        nor is the sequence of a ``<<: [*a, *b]``, but the mappings it merges are.
+        nor is the sequence of a ``<<: [*a, *b]``, but the mappings it merges are. go-yaml v2
+        decodes those mappings last to first, and they are counted here first to last: the
+        totals are the same, only where within such a list the ratio is tested differs.
 
         Args:
             root: A document's root node, or (without ``document``) any node of it.
             document: ``root`` is the document's: count as go-yaml decodes it. Otherwise only
-                measure (an alias from under ``root`` to a node measured before counts as
-                written there).
+                measure: a node first met under ``root`` counts as written there, even when it
+                is an alias of a node outside.
 
         Raises:
-            _Refused: Excessive aliasing (the line of the alias that tipped it), or an anchor
-                that contains its own alias (the anchor's line).
+            _Refused: Excessive aliasing (the line of the alias that tipped it: its key's, or
+                its sequence's), or an anchor that contains its own alias (the anchor's line).
         """
         sizes = self.sizes
         depths = self.depths
@@ -295,10 +298,12 @@ class KubeLoader(_require_libyaml()):  # type: ignore[misc]
 
     It refuses what Kubernetes would refuse and objects nested deeper than :data:`MAX_DEPTH`
     (see :meth:`construct_document`), and resolves merge keys (``<<``) as the merge-key
-    specification, go-yaml and PyYAML agree: an explicit key wins over a merged one, and the
-    first mapping of a ``<<`` list over later ones; of two ``<<`` keys in one mapping, the later
-    wins (go-yaml v2, which Kubernetes uses, and PyYAML). Merged mappings are copied, never
-    changed, whatever their number or nesting.
+    specification and go-yaml have it: an explicit key wins over a merged one (also in a merged
+    mapping), and the first mapping of a ``<<`` list over later ones; of two ``<<`` keys in one
+    mapping, the later wins, as in go-yaml v2, which Kubernetes uses. (PyYAML 6.0's own
+    resolution let later mappings of a list win, and merged keys of a merged mapping win over
+    its explicit ones.) Merged mappings are copied, never changed, whatever their number or
+    nesting.
     """
 
     # PyYAML's constructor state, which construct_document resets as PyYAML's does.
@@ -386,15 +391,14 @@ class KubeLoader(_require_libyaml()):  # type: ignore[misc]
         """
         graph = _Graph()
         aliased = 0
-        deepest = 0
         for node, level in self._aliased:
             graph.measure(node, document=False)
             # Measured from the alias, an alias within counts as written: one node short of
             # go-yaml's count for a node of at least one.
             aliased += 2 * graph.sizes[node]
-            deepest = max(deepest, level + graph.depths[node])
-        if aliased > _HARMLESS_ALIASING or deepest > MAX_DEPTH:
-            self._check()
+            if aliased > _HARMLESS_ALIASING or level + graph.depths[node] > MAX_DEPTH:
+                self._check()
+                return
 
     def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict[Any, Any]:
         """A mapping's entries, merge keys resolved (also for ``!!set``)."""
