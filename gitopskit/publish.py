@@ -588,10 +588,21 @@ class Publisher:
                 )
             result.commit, result.pushed = commit, True
             self.ui.step("push", f"{self.branch} at {commit[:8]} ({len(files)} files)")
+            pushed_at = f"{self.branch} pushed at {commit[:8]}"
+            if self.project is not None:
+                interrupts.done_so_far(
+                    f"{pushed_at}; merge request not updated; run publish again to finish"
+                )
+            elif self.options.merge:
+                interrupts.done_so_far(
+                    f"{pushed_at}; {target.name} not fast-forwarded; run publish --merge again "
+                    "to finish"
+                )
         if self.project is not None:
             self._merge_request(result, target.name)
         elif self.options.merge and not self._merge(repo, result, target):
             return None
+        interrupts.done_so_far(None)
         if self.options.dry_run:
             result.status = "dry-run"
         return result

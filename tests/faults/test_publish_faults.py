@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +17,7 @@ from tests.fakes.gitlab import FakeGitLab, RecordedRequest
 from tests.hostile.conftest import (
     BRANCH,
     PROJECT,
+    REPO,
     Captured,
     bare_repository,
     configmap,
@@ -218,3 +223,55 @@ def test_a_broken_owned_file_is_replaced_with_a_note(
     (mr,) = project.merge_requests
     assert "`web.k8s.yaml` on `main` is not valid YAML" in mr["description"]
     assert project.read_file(BRANCH, "team-b.yaml") == b"not: [valid\n"
+
+
+# --- stopped after the push -------------------------------------------------------------------
+
+
+def _merge_request_lookup(request: RecordedRequest) -> bool:
+    return request.method == "GET" and request.path.endswith("/merge_requests")
+
+
+def test_an_interrupt_after_the_push_says_what_was_done(
+    gitlab: FakeGitLab, project_dir: Path, tmp_path: Path, captured: Captured
+) -> None:
+    project = gitlab.add_project(PROJECT, initial_files={"README.md": "hi\n"})
+    write_dist(project_dir / "dist", {"web.k8s.yaml": [configmap("web")]})
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {**os.environ, **gitlab_env(gitlab), "PYTHONPATH": str(REPO), "TMPDIR": str(tmp),
+           "NO_COLOR": "1"}  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-m", "invoke", "publish", "--no-synth"],
+        cwd=project_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+    def stop_when_the_merge_request_is_looked_up(request: RecordedRequest) -> None:
+        if _merge_request_lookup(request):
+            process.send_signal(signal.SIGTERM)
+            time.sleep(1)  # the answer comes after the signal
+
+    gitlab.on_request.append(stop_when_the_merge_request_is_looked_up)
+    stdout, stderr = process.communicate(timeout=60)
+    captured.texts += [stdout, stderr]
+    assert process.returncode == 143, stderr
+    assert "interrupted" in stderr
+    assert "merge request not updated; run publish again to finish" in stderr
+    assert project.branch_sha(BRANCH) is not None and project.merge_requests == []
+    assert list(tmp.iterdir()) == []
+    gitlab.on_request.clear()
+    done = invoke(project_dir, "publish", "--no-synth", captured=captured, **gitlab_env(gitlab))
+    assert done.returncode == 0, done.stderr
+    assert len(project.merge_requests) == 1
+
+
+def test_a_gitlab_failure_after_the_push_says_what_was_done(
+    gitlab: FakeGitLab, project_dir: Path, captured: Captured
+) -> None:
+    gitlab.add_project(PROJECT, initial_files={"README.md": "hi\n"})
+    gitlab.fail_next("POST", r"/merge_requests$", 403)
+    write_dist(project_dir / "dist", {"web.k8s.yaml": [configmap("web")]})
+    done = invoke(project_dir, "publish", "--no-synth", captured=captured, **gitlab_env(gitlab))
+    assert done.returncode == 1
+    assert "403" in done.stderr
+    assert "done so far: gitopskit/shop-app pushed at" in done.stderr
