@@ -118,6 +118,7 @@ def diff(
             subdir=settings.get("MANIFESTS_PATH") or "",
             env=target.env,
             timeout=settings.seconds("NETWORK_TIMEOUT"),
+            publish_branch=settings.get("MANIFESTS_BRANCH"),
         )
         cli.report_diff(ui, settings, result, fmt, comment=comment, against=against_label)
     if exit_code and result.has_changes:

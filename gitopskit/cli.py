@@ -219,11 +219,12 @@ def report_publish(ui: Progress, result: PublishResult) -> None:
         return
     verb = "pushed" if result.pushed else "already there:"
     ui.ok("publish", f"{verb} {result.branch}{at}")
-    ui.step(
-        "review",
-        f"in a clone of {result.git_url}: git fetch origin && "
-        f"git diff origin/{result.target_branch}...origin/{result.branch}",
+    compare = (
+        f"git diff origin/{result.target_branch}...origin/{result.branch}"
+        if result.target_exists
+        else f"git log --stat origin/{result.branch}"
     )
+    ui.step("review", f"in a clone of {result.git_url}: git fetch origin && {compare}")
     ui.step("merge", "invoke publish --merge (fast-forwards "
             f"{result.target_branch} to {result.branch})")  # fmt: skip
     print(result.branch)

@@ -268,6 +268,7 @@ def diff_against(
     subdir: str = "",
     env: Mapping[str, str] | None = None,
     timeout: float = git.DEFAULT_TIMEOUT,
+    publish_branch: str | None = None,
 ) -> DiffResult:
     """Compare a directory of manifests (``dist/``) with the files gitopskit owns in a manifests
     tree, wherever it is.
@@ -284,6 +285,8 @@ def diff_against(
         subdir: The manifests' directory inside ``against`` (``MANIFESTS_PATH``).
         env: git's environment for a git URL (see :func:`gitopskit.git.git_environment`).
         timeout: Seconds any one network operation may take.
+        publish_branch: The configured publish branch; like every ``gitopskit/*`` branch, it is
+            never taken for the target.
 
     Raises:
         ConfigError: ``against`` is neither, or ``ref`` is given with a plain directory.
@@ -311,7 +314,8 @@ def diff_against(
     with git.temporary_repo(against, environment, timeout) as repo:
         refs = repo.remote_refs()
         label = git.display_url(against)
-        branch = git.resolve_branch(refs, ref, where=label)
+        ours = [b for b in refs.heads if b.startswith("gitopskit/") or b == publish_branch]
+        branch = git.resolve_branch(refs, ref, where=label, exclude=ours)
         if branch is None:
             empty = Tree(label)
             empty.notes.append(

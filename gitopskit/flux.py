@@ -473,7 +473,9 @@ class Bootstrap:
 
     def found_problem(self, problem: str, error: GitopskitError) -> str:
         """In a dry run, note once why something cannot be checked; returns ``problem``."""
-        self.ui.warn(f"{problem}, so the dry run cannot check it: {error.message}")
+        message = error.message
+        reason = message if message.startswith(problem) else f"{problem}: {message}"
+        self.ui.warn(f"{reason}; the dry run cannot check it")
         if error.hint:
             self.ui.block(f"hint: {error.hint}")
         return problem

@@ -250,18 +250,27 @@ def resolve_branch(
     gitlab_default: str | None = None,
     *,
     where: str = "the manifests repository",
+    exclude: Iterable[str] = (),
 ) -> str | None:
     """The target branch, one way for every task.
 
     In order: ``explicit`` (a flag or ``MANIFESTS_TARGET_BRANCH``; it must exist), GitLab's
     default branch, the branch the remote HEAD names if it exists, the only branch, ``main``,
-    ``master``. None when the repository has no branch at all (no commits).
+    ``master``. None when the repository has no branch at all (no commits), ``exclude`` aside.
+
+    Args:
+        refs: What the remote holds.
+        explicit: The branch the user named.
+        gitlab_default: The GitLab project's default branch.
+        where: Names the repository in messages.
+        exclude: Branches that are never a target (publish's own branch).
 
     Raises:
         GitError: ``explicit`` is missing, or none of the rules picks a branch; the message
             lists the branches found.
     """
-    found = ", ".join(sorted(refs.heads)) or "none"
+    heads = {b: sha for b, sha in refs.heads.items() if b not in set(exclude)}
+    found = ", ".join(sorted(heads)) or "none"
     if explicit:
         if explicit in refs.heads:
             return explicit
@@ -269,15 +278,15 @@ def resolve_branch(
             f"{where} has no branch {explicit} (branches: {found})",
             hint="push a first commit to it, or set MANIFESTS_TARGET_BRANCH to one of them",
         )
-    if refs.empty:
+    if not heads:
         return None
     for candidate in (gitlab_default, refs.head):
-        if candidate and candidate in refs.heads:
+        if candidate and candidate in heads:
             return candidate
-    if len(refs.heads) == 1:
-        return next(iter(refs.heads))
+    if len(heads) == 1:
+        return next(iter(heads))
     for candidate in ("main", "master"):
-        if candidate in refs.heads:
+        if candidate in heads:
             return candidate
     dangling = f"its HEAD names {refs.head}, which does not exist, and " if refs.head else ""
     raise GitError(

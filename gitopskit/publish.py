@@ -247,6 +247,7 @@ class PublishResult:
         pushed: Whether a commit was pushed to the publish branch.
         commit: The publish branch's commit (pushed or already there).
         merged: Whether ``--merge`` fast-forwarded the target branch (local mode).
+        target_exists: Whether the target branch existed (local mode: ``--merge`` creates it).
         merge_request_url: The merge request opened or updated (None in local mode).
         closed_merge_request_url: A stale merge request this run closed.
         git_url: Where it published (no credentials), for the review hint.
@@ -261,6 +262,7 @@ class PublishResult:
     pushed: bool = False
     commit: str | None = None
     merged: bool = False
+    target_exists: bool = True
     merge_request_url: str | None = None
     closed_merge_request_url: str | None = None
     git_url: str = ""
@@ -476,22 +478,24 @@ class Publisher:
         """Resolve and fetch the target and publish branches; None when one moved meanwhile."""
         destination = self.destination
         refs = repo.remote_refs()
-        if refs.empty:
+        where = display_url(repo.url or "the manifests repository")
+        resolved = resolve_branch(
+            refs,
+            destination.target_branch,
+            self.project.default_branch if self.project is not None else None,
+            where=where,
+            exclude=[self.branch],
+        )
+        if resolved is None:
             if self.project is not None:
                 raise GitError(
                     f"the manifests project {destination.project} has no commits: a merge "
                     "request needs a branch to target",
                     hint="push a first commit (a README) to it",
                 )
-            target = destination.target_branch or "main"
-            self.ui.note(f"{display_url(repo.url or '')} has no commits yet: {target} will be new")
-        else:
-            target = resolve_branch(
-                refs,
-                destination.target_branch,
-                self.project.default_branch if self.project is not None else None,
-                where=display_url(repo.url or "the manifests repository"),
-            ) or ""
+            resolved = destination.target_branch or "main"
+            self.ui.note(f"{where} has no {resolved} yet: publish --merge creates it")
+        target = resolved
         if self.branch == target:
             raise ConfigError(f"the publish branch and the target branch are both {target}")
         wanted = [b for b in (target, self.branch) if b in refs.heads]
@@ -547,7 +551,11 @@ class Publisher:
             add={join(path, f): sha for f, sha in new_blobs.items()},
         )
         result = PublishResult(
-            "published", self.branch, target.name, git_url=display_url(git_url)
+            "published",
+            self.branch,
+            target.name,
+            git_url=display_url(git_url),
+            target_exists=target.sha is not None,
         )
         if target.sha is not None and new_tree == repo.tree_of(target.sha):
             return self._up_to_date(repo, result, target)

@@ -7,6 +7,10 @@ The other commands in it are run by tests: the Flux 1 to Flux 2 migration (``hel
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 from gitopskit.config import SETTINGS
@@ -71,3 +75,46 @@ def test_every_setting_is_documented() -> None:
     text = README.read_text()
     for setting in SETTINGS.values():
         assert f"| `{setting.env}`" in text, setting.env
+
+
+def tour_script() -> str:
+    """The shell block of the README's local tour, as written."""
+    text = README.read_text()
+    section = text[text.index("## A local tour") :]
+    section = section[: section.index("\n## ", 1)]
+    return shell_blocks(section)
+
+
+def test_the_local_tour_runs_as_written(tmp_path: Path) -> None:
+    """Every command of the tour, in a copy of the project, with no GitLab, no cluster and no
+    kubeconfig; the checkout's virtual environment is this one."""
+    project = tmp_path / "checkout"
+    project.mkdir()
+    for name in ("tasks.py", "invoke.yaml", "cdk8s.yaml"):
+        shutil.copy2(ROOT / name, project / name)
+    for name in ("charts", "flux"):
+        shutil.copytree(ROOT / name, project / name, ignore=shutil.ignore_patterns("__pycache__"))
+    (project / ".venv").symlink_to(Path(sys.prefix))
+    home = tmp_path / "home"
+    home.mkdir()
+    environ = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("MANIFESTS_", "GITOPSKIT_", "GITLAB_", "CI_", "KUBE"))
+    }
+    environ.update(HOME=str(home), NO_COLOR="1", GITOPSKIT_NETWORK_TIMEOUT="10")
+    script = tour_script()
+    assert "invoke publish --merge" in script and "flux-bootstrap --dry-run" in script
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        cwd=project,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "main fast-forwarded" in done.stderr
+    assert "no changes: 0 added, 0 removed, 0 changed, 0 moved, 9 unchanged" in done.stdout
+    assert "dry run: nothing was changed" in done.stderr
+    assert (tmp_path / "manifests.git").is_dir()
