@@ -6,7 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -60,4 +60,44 @@ def run_invoke(
         capture_output=True,
         text=True,
         timeout=300,
+    )
+
+
+#: Environment variables a test run of ``invoke`` must not inherit from the developer's shell.
+FOREIGN_PREFIXES = ("MANIFESTS_", "GITOPSKIT_", "GITLAB_", "CI_", "INVOKE_")
+
+
+def task_project(root: Path) -> Path:
+    """``root`` made a project that runs the tasks: tasks.py, invoke.yaml, cdk8s.yaml, an empty
+    dist/ (no charts: tests of diff and publish use ``--no-synth``)."""
+    root.mkdir(parents=True, exist_ok=True)
+    for name in ("tasks.py", "invoke.yaml", "cdk8s.yaml"):
+        shutil.copy2(ROOT / name, root / name)
+    (root / "dist").mkdir(exist_ok=True)
+    return root
+
+
+def invoke_clean(
+    project: Path,
+    *args: str,
+    timeout: float = 120,
+    preexec_fn: Callable[[], None] | None = None,
+    **env: str,
+) -> subprocess.CompletedProcess[str]:
+    """``invoke ARGS`` in ``project`` with this checkout's gitopskit, none of the caller's
+    gitopskit, GitLab or CI variables, no colour, and ``env`` on top."""
+    environ = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(FOREIGN_PREFIXES) and k not in ("COMMENT_TOKEN", "LAB_CORE_TOKEN")
+    }
+    environ.update(PYTHONPATH=str(ROOT), NO_COLOR="1", **env)
+    return subprocess.run(
+        [sys.executable, "-m", "invoke", *args],
+        cwd=project,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        preexec_fn=preexec_fn,
     )

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import io
-import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,9 +16,9 @@ from gitopskit.config import Settings
 from gitopskit.diff import DiffResult, ResourceChange
 from gitopskit.tree import Identity
 from gitopskit.ui import Progress
+from tests.conftest import invoke_clean, task_project
 from tests.fakes.gitlab import DEVELOPER, FakeGitLab, FakeProject
 
-REPO = Path(__file__).resolve().parents[1]
 TOKEN = "glpat-comment-secret-0123456789"
 READ_ONLY = "glpat-read-only-secret-98765"
 MANIFESTS = "glpat-manifests-secret-24680"
@@ -230,11 +228,7 @@ def test_merge_request_from_env_prefers_the_merge_request_project() -> None:
 @pytest.fixture
 def chart_project(tmp_path: Path) -> Path:
     """A project with tasks.py and dist/ (replicas 2), and a manifests tree with replicas 1."""
-    root = tmp_path / "project"
-    root.mkdir()
-    for name in ("tasks.py", "invoke.yaml", "cdk8s.yaml"):
-        shutil.copy(REPO / name, root / name)
-    (root / "dist").mkdir()
+    root = task_project(tmp_path / "project")
     (root / "dist" / "web.k8s.yaml").write_text(DEPLOYMENT.format(replicas=2))
     (tmp_path / "manifests").mkdir()
     (tmp_path / "manifests" / "web.k8s.yaml").write_text(DEPLOYMENT.format(replicas=1))
@@ -242,20 +236,7 @@ def chart_project(tmp_path: Path) -> Path:
 
 
 def invoke_diff(project: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    environ = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("MANIFESTS_", "GITOPSKIT_", "INVOKE_", "CI_", "COMMENT_", "GITLAB_"))
-    }
-    environ.update(PYTHONPATH=str(REPO), NO_COLOR="1", **env)
-    return subprocess.run(
-        [sys.executable, "-m", "invoke", "diff", "--no-synth", "--against", "../manifests", *args],
-        cwd=project,
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return invoke_clean(project, "diff", "--no-synth", "--against", "../manifests", *args, **env)
 
 
 def test_invoke_diff_comment_posts_then_edits(

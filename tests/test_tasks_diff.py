@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -11,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.conftest import invoke_clean, task_project
+
 DEPLOYMENT = """\
 apiVersion: apps/v1
 kind: Deployment
@@ -24,11 +24,7 @@ SECRET = "apiVersion: v1\nkind: Secret\nmetadata: {{name: s}}\ndata: {{k: {value
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A project with tasks.py, invoke.yaml, dist/ (replicas 2) and two manifests trees."""
-    root = tmp_path / "project"
-    root.mkdir()
-    for name in ("tasks.py", "invoke.yaml", "cdk8s.yaml"):
-        shutil.copy(REPO / name, root / name)
-    (root / "dist").mkdir()
+    root = task_project(tmp_path / "project")
     (root / "dist" / "web.k8s.yaml").write_text(
         DEPLOYMENT.format(replicas=2) + "---\n" + SECRET.format(value="bmV3LXNlY3JldA==")
     )
@@ -47,20 +43,7 @@ def project(tmp_path: Path) -> Path:
 def invoke(
     project: Path, *args: str, synth: bool = False, **env: str
 ) -> subprocess.CompletedProcess[str]:
-    environ = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("MANIFESTS_", "GITOPSKIT_", "INVOKE_")) and k not in ("APP", "OUTDIR")
-    }
-    environ.update(PYTHONPATH=str(REPO), NO_COLOR="1", **env)
-    return subprocess.run(
-        [sys.executable, "-m", "invoke", "diff", *([] if synth else ["--no-synth"]), *args],
-        cwd=project,
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return invoke_clean(project, "diff", *([] if synth else ["--no-synth"]), *args, **env)
 
 
 def test_exit_codes(project: Path) -> None:

@@ -8,16 +8,14 @@ redacted like every message. No input, however hostile, gets a Python traceback 
 
 from __future__ import annotations
 
-import os
 import resource
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import invoke_clean, task_project
 from tests.trees import CONFIG_MAP, bare_repository
 
 HINT = "(set GITOPSKIT_DEBUG=1 for the traceback)"
@@ -32,11 +30,7 @@ def nested(depth: int, leaf: str) -> str:
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """tasks.py and its settings, a dist/ holding one ConfigMap, and ../same, a copy of it."""
-    root = tmp_path / "project"
-    root.mkdir()
-    for name in ("tasks.py", "invoke.yaml", "cdk8s.yaml"):
-        shutil.copy(ROOT / name, root / name)
-    (root / "dist").mkdir()
+    root = task_project(tmp_path / "project")
     (root / "dist" / "web.k8s.yaml").write_text(CONFIG_MAP.format(name="web"))
     shutil.copytree(root / "dist", tmp_path / "same")
     return root
@@ -45,26 +39,11 @@ def project(tmp_path: Path) -> Path:
 def invoke(
     project: Path, *args: str, memory: int | None = None, **env: str
 ) -> subprocess.CompletedProcess[str]:
-    environment = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("MANIFESTS_", "GITOPSKIT_", "INVOKE_"))
-    }
-    environment.update(PYTHONPATH=str(ROOT), NO_COLOR="1", **env)
-
     def limit() -> None:
         if memory is not None:
             resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
 
-    return subprocess.run(
-        [sys.executable, "-m", "invoke", *args],
-        cwd=project,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        preexec_fn=limit if memory is not None else None,
-    )
+    return invoke_clean(project, *args, preexec_fn=limit if memory is not None else None, **env)
 
 
 def one_error(done: subprocess.CompletedProcess[str], status: int, *needles: str) -> str:

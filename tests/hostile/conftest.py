@@ -11,7 +11,6 @@ import io
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ import yaml
 from gitopskit.config import Settings
 from gitopskit.publish import Options, PublishResult, publish
 from gitopskit.ui import Progress
+from tests.conftest import invoke_clean, task_project
 from tests.fakes.gitlab import DEVELOPER, FakeGitLab, FakeProject
 
 REPO = Path(__file__).resolve().parents[2]
@@ -141,33 +141,15 @@ def merge(project: FakeProject, branch: str = BRANCH) -> None:
 @pytest.fixture
 def project_dir(tmp_path: Path) -> Path:
     """A project to run ``invoke`` in: tasks.py, invoke.yaml, cdk8s.yaml and an empty dist/."""
-    root = tmp_path / "project"
-    root.mkdir()
-    for name in ("tasks.py", "invoke.yaml", "cdk8s.yaml"):
-        shutil.copy(REPO / name, root / name)
-    (root / "dist").mkdir()
-    return root
+    return task_project(tmp_path / "project")
 
 
 def invoke(
     project: Path, *args: str, captured: Captured | None = None, timeout: float = 120, **env: str
 ) -> subprocess.CompletedProcess[str]:
-    """``invoke ARGS`` in ``project`` with only the environment given (plus PATH, HOME)."""
-    environ = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("MANIFESTS_", "GITOPSKIT_", "GITLAB_", "CI_", "INVOKE_"))
-        and k not in ("COMMENT_TOKEN", "LAB_CORE_TOKEN")
-    }
-    environ.update(PYTHONPATH=str(REPO), NO_COLOR="1", **env)
-    done = subprocess.run(
-        [sys.executable, "-m", "invoke", *args],
-        cwd=project,
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    """``invoke ARGS`` in ``project`` with only the environment given (see
+    :func:`tests.conftest.invoke_clean`); the output is kept in ``captured``."""
+    done = invoke_clean(project, *args, timeout=timeout, **env)
     if captured is not None:
         captured.texts += [done.stdout, done.stderr]
     return done
