@@ -32,6 +32,7 @@ from gitopskit.git import (
     display_url,
     git_environment,
     head_subject,
+    is_http_url,
     resolve_branch,
     same_origin,
 )
@@ -524,6 +525,13 @@ class Publisher:
         destination = self.destination
         git_url = destination.git_url or (self.project.http_url_to_repo if self.project else None)
         assert git_url is not None
+        if destination.token and is_http_url(git_url) and not same_origin(
+            git_url, destination.gitlab_url
+        ):
+            self.ui.warn(
+                f"{display_url(git_url)} is not on GITLAB_URL's origin: git gets no token there "
+                "and uses your own git credentials"
+            )
         repo = Repo.init(work, git_url, destination.git_env(git_url), destination.timeout)
         target = self._read_target(repo)
         if target is None:
