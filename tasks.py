@@ -33,6 +33,7 @@ PROJECT_DIR = Path(__file__).resolve().parent
 
 
 @task(
+    iterable=["env"],
     help={
         "app": "command that runs the cdk8s app (default: `app:` in cdk8s.yaml)",
         "outdir": "output directory, replaced in one step on success (default: dist); "
@@ -40,7 +41,9 @@ PROJECT_DIR = Path(__file__).resolve().parent
         "validate": "validate every object against the Kubernetes schema (--no-validate: skip)",
         "kubernetes-version": "Kubernetes version of the schema (default: cdk8s-plus's)",
         "dry-run": "run and validate, but leave the output directory as it is",
-    }
+        "env": "only this environment of invoke.yaml's gitopskit.environments (repeatable; "
+        "default: all), written to <outdir>/<name>",
+    },
 )
 def synth(
     c: Context,
@@ -49,8 +52,9 @@ def synth(
     validate: bool = True,
     kubernetes_version: str | None = None,
     dry_run: bool = False,
+    env: list[str] | None = None,
 ) -> None:
-    """Synthesize the cdk8s app in charts/ into validated YAML."""
+    """Synthesize the cdk8s app in charts/ into validated YAML (per environment, if any)."""
     with cli.boundary() as ui:
         settings = cli.settings(c)
         cli.run_synth(
@@ -62,10 +66,12 @@ def synth(
             validate=validate,
             kubernetes_version=kubernetes_version,
             dry_run=dry_run,
+            environments=cli.environments(c, env),
         )
 
 
 @task(
+    iterable=["env"],
     help={
         "against": "manifests to compare with: a directory, or a git URL or bare repository "
         "(default: MANIFESTS_GIT_URL)",
@@ -79,7 +85,9 @@ def synth(
         "comment": "in a merge-request pipeline, also post the markdown diff as one note on the "
         "merge request, edited by later pipelines (COMMENT_TOKEN, else MANIFESTS_TOKEN); "
         "a failure to post is a warning",
-    }
+        "env": "only this environment of invoke.yaml's gitopskit.environments (repeatable; "
+        "default: all)",
+    },
 )
 def diff(
     c: Context,
@@ -91,6 +99,7 @@ def diff(
     synth: bool = True,
     outdir: str | None = None,
     comment: bool = False,
+    env: list[str] | None = None,
 ) -> None:
     """Show what would change in the manifests repository, resource by resource.
 
@@ -102,31 +111,32 @@ def diff(
 
     with cli.boundary(exit_code=2) as ui:
         settings = cli.settings(c, MANIFESTS_PATH=manifests_path)
+        environments = cli.environments(c, env)
         fmt = engine.check_format(format)
         target = resolve_against(settings, against, ref)
         for warning in target.warnings:
             ui.warn(warning)
         output = PROJECT_DIR / settings.require("OUTDIR", outdir)
         if synth:
-            cli.run_synth(ui, PROJECT_DIR, settings, output)
+            cli.run_synth(ui, PROJECT_DIR, settings, output, environments=environments)
         against_label = display_url(target.location) + (f" {target.ref}" if target.ref else "")
         ui.step("diff", f"{output.name}/ against {against_label}")
-        result = engine.diff_against(
-            output,
+        path = settings.get("MANIFESTS_PATH") or ""
+        results = engine.diff_environments(
+            [engine.Slot(e, e.outdir(output), e.repository_path(path)) for e in environments],
             target.location,
             ref=target.ref,
-            subdir=settings.get("MANIFESTS_PATH") or "",
             env=target.env,
             timeout=settings.seconds("NETWORK_TIMEOUT"),
             publish_branch=settings.get("MANIFESTS_BRANCH"),
         )
-        cli.report_diff(ui, settings, result, fmt, comment=comment, against=against_label)
-    if exit_code and result.has_changes:
+        cli.report_diff(ui, settings, results, fmt, comment=comment, against=against_label)
+    if exit_code and engine.has_changes(results):
         raise Exit(code=1)
 
 
 @task(
-    iterable=["label"],
+    iterable=["label", "env"],
     help={
         "synth": "synthesize first (--no-synth: publish the output directory as it is)",
         "outdir": "the synthesized output directory (default: dist)",
@@ -145,6 +155,8 @@ def diff(
         "draft": "open the merge request as a draft (GitLab only)",
         "auto-merge": "merge automatically when the pipeline succeeds (GitLab only)",
         "dry-run": "print the diff and what would be pushed and opened; change nothing",
+        "env": "only this environment (repeatable), on the branch <publish branch>-<name> "
+        "with its own merge request (default: every environment, one merge request)",
     },
 )
 def publish(
@@ -163,6 +175,7 @@ def publish(
     draft: bool = False,
     auto_merge: bool = False,
     dry_run: bool = False,
+    env: list[str] | None = None,
 ) -> None:
     """Push the manifests to the manifests repository and open or update one merge request."""
     from gitopskit import publish as publisher
@@ -183,11 +196,16 @@ def publish(
             auto_merge=auto_merge,
         )
         output = PROJECT_DIR / settings.require("OUTDIR", outdir)
+        environments = cli.environments(c, env)
         # Settings are checked (a missing token, say) before the charts even run.
-        run = publisher.prepare(PROJECT_DIR, settings, options, ui, output)
+        run = publisher.prepare(
+            PROJECT_DIR, settings, options, ui, output,
+            environments=environments if env else None,
+            declared=cli.declared_environments(c),
+        )  # fmt: skip
         if synth:
-            cli.run_synth(ui, PROJECT_DIR, settings, output)
-        result = run.run(output)
+            cli.run_synth(ui, PROJECT_DIR, settings, output, environments=environments)
+        result = run.run_slots(publisher.slots(run, environments, output))
         cli.report_publish(ui, result)
 
 

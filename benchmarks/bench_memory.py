@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.bench_publish import manifest  # noqa: E402
+from tests.conftest import write_invoke_yaml  # noqa: E402
 
 
 def write_big_file(path: Path, size: int) -> int:
@@ -62,8 +63,9 @@ def main() -> None:
         root = Path(tmp)
         project = root / "project"
         (project / "dist").mkdir(parents=True)
-        for name in ("tasks.py", "invoke.yaml", "cdk8s.yaml"):
+        for name in ("tasks.py", "cdk8s.yaml"):
             shutil.copy2(ROOT / name, project / name)
+        write_invoke_yaml(project)
         big = project / "dist" / "big.k8s.yaml"
         count = write_big_file(big, args.megabytes * 1_000_000)
         size = big.stat().st_size

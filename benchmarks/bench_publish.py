@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from gitopskit.tree import INDEX_FILE, index_bytes  # noqa: E402
+from tests.conftest import write_invoke_yaml  # noqa: E402
 from tests.fakes.gitlab import DEVELOPER, FakeGitLab  # noqa: E402
 
 FILES = 2000
@@ -120,8 +121,8 @@ def main() -> None:
         gitlab.add_user("project_bot", TOKEN, access_level=DEVELOPER)
         project = where / "project"
         project.mkdir()
-        for file in ("tasks.py", "invoke.yaml"):
-            shutil.copy2(ROOT / file, project / file)
+        shutil.copy2(ROOT / "tasks.py", project / "tasks.py")
+        write_invoke_yaml(project)
         dist = project / "dist"
         dist.mkdir()
         for i in range(FILES):

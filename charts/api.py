@@ -27,7 +27,7 @@ class ApiChart(Chart):
             self,
             "deployment",
             metadata=ApiObjectMetadata(name=COMPONENT),
-            replicas=3,
+            replicas=settings.replicas,
             containers=[
                 kplus.ContainerProps(
                     name=COMPONENT,

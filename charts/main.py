@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from charts.api import ApiChart
 from charts.base import BaseChart
-from charts.settings import PRODUCTION, Settings
+from charts.settings import PRODUCTION, Settings, from_environment
 from charts.web import WebChart
 from charts.worker import WorkerChart
 
@@ -33,4 +33,4 @@ def build(app: App, settings: Settings = PRODUCTION) -> App:
 
 
 if __name__ == "__main__":
-    build(App()).synth()
+    build(App(), from_environment()).synth()

@@ -6,7 +6,11 @@ disagree with another about them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
 import cdk8s_plus_34 as kplus
 from cdk8s import Size
@@ -22,6 +26,8 @@ class Settings:
     registry: str = "registry.example.com/shop"
     version: str = "1.4.2"
     domain: str = "shop.example.com"
+    replicas: int = 3
+    autoscale: bool = True
     extra_labels: dict[str, str] = field(default_factory=dict)
 
     def labels(self, component: str) -> dict[str, str]:
@@ -53,3 +59,21 @@ def resources(cpu_millis: int, memory_mebibytes: int) -> kplus.ContainerResource
 
 
 PRODUCTION = Settings()
+
+
+def from_environment(environ: Mapping[str, str] = os.environ) -> Settings:
+    """The settings of the environment ``invoke synth`` renders.
+
+    gitopskit runs the app once per environment declared in invoke.yaml, with the environment's
+    name in ``GITOPSKIT_ENV`` and its ``values`` as JSON in ``GITOPSKIT_ENV_VALUES``; without
+    environments neither is set, and the app renders :data:`PRODUCTION`. Values that name a
+    field of :class:`Settings` override it (``replicas``, ``autoscale``, ``domain``…).
+    """
+    name = environ.get("GITOPSKIT_ENV")
+    values: dict[str, Any] = json.loads(environ.get("GITOPSKIT_ENV_VALUES") or "{}")
+    known = {f.name for f in fields(Settings)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"GITOPSKIT_ENV_VALUES: unknown value {', '.join(unknown)}")
+    settings = replace(PRODUCTION, **values)
+    return replace(settings, environment=name) if name else settings

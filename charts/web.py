@@ -32,6 +32,8 @@ class WebChart(Chart):
             self,
             "deployment",
             metadata=ApiObjectMetadata(name=COMPONENT),
+            # With the autoscaler, it sets the replicas; without, the environment does.
+            replicas=None if settings.autoscale else settings.replicas,
             containers=[
                 kplus.ContainerProps(
                     name=COMPONENT,
@@ -67,12 +69,13 @@ class WebChart(Chart):
                 )
             ],
         )
-        kplus.HorizontalPodAutoscaler(
-            self,
-            "autoscaler",
-            metadata=ApiObjectMetadata(name=COMPONENT),
-            target=deployment,
-            min_replicas=2,
-            max_replicas=10,
-            metrics=[kplus.Metric.resource_cpu(kplus.MetricTarget.average_utilization(70))],
-        )
+        if settings.autoscale:
+            kplus.HorizontalPodAutoscaler(
+                self,
+                "autoscaler",
+                metadata=ApiObjectMetadata(name=COMPONENT),
+                target=deployment,
+                min_replicas=2,
+                max_replicas=10,
+                metrics=[kplus.Metric.resource_cpu(kplus.MetricTarget.average_utilization(70))],
+            )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -20,11 +21,14 @@ from invoke.exceptions import Exit
 
 from gitopskit import interrupts
 from gitopskit.config import Settings
+from gitopskit.environments import Environment
+from gitopskit.environments import parse as parse_environments
+from gitopskit.environments import select as select_environments
 from gitopskit.errors import GitopskitError
 from gitopskit.synth import SynthResult
 
 if TYPE_CHECKING:
-    from gitopskit.diff import DiffResult
+    from gitopskit.diff import Results
     from gitopskit.publish import PublishResult
 from gitopskit.ui import Progress, use_colour
 
@@ -32,6 +36,22 @@ EXIT_FAILURE = 1
 INTERRUPTED = 130
 DEBUG_VARIABLE = "GITOPSKIT_DEBUG"
 _FILES_LISTED = 6
+
+
+def declared_environments(c: Context) -> list[Environment]:
+    """The environments declared under ``gitopskit.environments`` in invoke.yaml (none: [])."""
+    section: Any = c.config.get("gitopskit") or {}
+    return parse_environments(dict(section).get("environments"))
+
+
+def environments(c: Context, names: list[str] | None = None) -> list[Environment]:
+    """The environments this run covers: ``--env`` names (repeatable), else every one declared
+    under ``gitopskit.environments`` in invoke.yaml; the one unnamed environment when none is.
+
+    Raises:
+        ConfigError: A malformed declaration, or ``--env`` naming an undeclared environment.
+    """
+    return select_environments(declared_environments(c), names or [])
 
 
 def settings(c: Context, **flags: str | None) -> Settings:
@@ -138,22 +158,35 @@ def run_synth(
     validate: bool = True,
     kubernetes_version: str | None = None,
     dry_run: bool = False,
-) -> SynthResult:
-    """Synth as every task runs it: settings resolved, one step line, then the summary."""
-    from gitopskit.synth import app_command, synth
+    environments: list[Environment] | None = None,
+) -> list[SynthResult]:
+    """Synth as every task runs it: settings resolved, one step line, then the summary of each
+    environment (the one unnamed environment when ``environments`` is None)."""
+    from gitopskit.environments import UNNAMED
+    from gitopskit.synth import app_command, synth_all
 
     command = app_command(project_dir, settings.get("APP", app))
-    result = synth(
+    started = time.perf_counter()
+    results = synth_all(
         project_dir,
         outdir,
+        environments or [UNNAMED],
         app=command,
         validate=validate,
         kubernetes_version=settings.get("KUBERNETES_VERSION", kubernetes_version),
         dry_run=dry_run,
         on_start=lambda command: ui.step("synth", f"running {command}"),
     )
-    report_synth(ui, result, project_dir, dry_run=dry_run)
-    return result
+    for result in results:
+        report_synth(ui, result, project_dir, dry_run=dry_run)
+    if len(results) > 1:
+        objects = sum(sum(r.kinds.values()) for r in results)
+        ui.ok(
+            "synth",
+            f"{len(results)} environments, {objects} objects in "
+            f"{time.perf_counter() - started:.2f}s",
+        )
+    return results
 
 
 def report_synth(
@@ -233,22 +266,25 @@ def report_publish(ui: Progress, result: PublishResult) -> None:
 def report_diff(
     ui: Progress,
     settings: Settings,
-    result: DiffResult,
+    results: Results,
     fmt: str,
     *,
     comment: bool,
     against: str,
 ) -> None:
-    """The diff on stdout in ``fmt``, notes on stderr, and the merge-request note if asked."""
-    from gitopskit.diff import render
+    """The diff of each environment on stdout in ``fmt``, notes on stderr, and the
+    merge-request note if asked."""
+    from gitopskit.diff import render_environments, total
 
-    for note in result.notes:
+    combined = total(results)
+    for note in combined.notes:
         ui.note(note)
-    sys.stdout.write(render(result, fmt, colour=use_colour(sys.stdout)))
+    sys.stdout.write(render_environments(results, fmt, colour=use_colour(sys.stdout)))
     sys.stdout.flush()
     if fmt != "text":
-        ui.ok("diff", result.summary_line())
+        ui.ok("diff", combined.summary_line())
     if comment:
         from gitopskit.comment import comment_diff
 
-        comment_diff(settings, result, ui, against=against)
+        named = len(results) > 1 or results[0][0].name is not None
+        comment_diff(settings, results if named else results[0][1], ui, against=against)

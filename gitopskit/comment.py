@@ -22,7 +22,13 @@ import gitlab
 
 from gitopskit import gitlab as gitlab_api
 from gitopskit.config import Settings
-from gitopskit.diff import GITLAB_NOTE_LIMIT, DiffResult, render_markdown
+from gitopskit.diff import (
+    GITLAB_NOTE_LIMIT,
+    DiffResult,
+    Results,
+    render_environments,
+    render_markdown,
+)
 from gitopskit.errors import (
     GitLabAuthenticationError,
     GitLabNotFoundError,
@@ -97,8 +103,11 @@ def comment_token(settings: Settings) -> tuple[str, str] | None:
     return None
 
 
-def note_body(result: DiffResult, environ: Mapping[str, str], *, against: str | None = None) -> str:
-    """The note: the marker, the markdown diff, and a footer naming the commit and pipeline."""
+def note_body(
+    result: DiffResult | Results, environ: Mapping[str, str], *, against: str | None = None
+) -> str:
+    """The note: the marker, the markdown diff (one section per environment when given several),
+    and a footer naming the commit and pipeline."""
     facts = ["gitopskit"]
     if against:
         facts.append(f"against `{against}`")
@@ -109,7 +118,11 @@ def note_body(result: DiffResult, environ: Mapping[str, str], *, against: str | 
     if pipeline_url:
         facts.append(f"[pipeline {('#' + pipeline_id) if pipeline_id else ''}]({pipeline_url})")
     footer = "\n---\n<sub>" + " · ".join(facts) + " · updated on every pipeline</sub>\n"
-    markdown = render_markdown(result, limit=GITLAB_NOTE_LIMIT - _FOOTER_ROOM)
+    limit = GITLAB_NOTE_LIMIT - _FOOTER_ROOM
+    if isinstance(result, DiffResult):
+        markdown = render_markdown(result, limit=limit)
+    else:
+        markdown = render_environments(result, "markdown", limit=limit)
     return f"{MARKER}\n{markdown}{footer}"
 
 
@@ -161,7 +174,7 @@ def upsert_note(
 
 def comment_diff(
     settings: Settings,
-    result: DiffResult,
+    result: DiffResult | Results,
     progress: Progress,
     *,
     against: str | None = None,
@@ -170,7 +183,7 @@ def comment_diff(
 
     Args:
         settings: This run's settings (GITLAB_URL, GITLAB_CA_FILE, the tokens, the environment).
-        result: The diff.
+        result: The diff, or each environment's.
         progress: Where the outcome is reported (one ok or warning line).
         against: What was compared with, for the note's footer (no credentials).
 

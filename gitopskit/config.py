@@ -140,6 +140,10 @@ SETTINGS: dict[str, Setting] = {
 }
 
 
+#: Keys of ``gitopskit:`` in invoke.yaml that hold structures, not settings (read elsewhere).
+SECTIONS = ("environments",)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Resolves settings from flags, the environment and the ``gitopskit`` section of invoke.yaml.
@@ -159,6 +163,8 @@ class Settings:
 
     def __post_init__(self) -> None:
         for key in self.project:
+            if key in SECTIONS:
+                continue
             name = str(key).upper()
             setting = SETTINGS.get(name)
             if (setting and setting.secret) or name.endswith("TOKEN"):
@@ -168,7 +174,8 @@ class Settings:
                     f"set the environment variable {name} instead",
                 )
             if setting is None:
-                known = ", ".join(sorted(s.key for s in SETTINGS.values() if not s.secret))
+                keys = [s.key for s in SETTINGS.values() if not s.secret]
+                known = ", ".join(sorted([*keys, *SECTIONS]))
                 raise ConfigError(
                     f"invoke.yaml: unknown setting gitopskit.{key}", hint=f"known settings: {known}"
                 )

@@ -27,6 +27,7 @@ from typing import Any, Literal
 import yaml
 
 from gitopskit import git
+from gitopskit.environments import UNNAMED, Environment
 from gitopskit.errors import ConfigError
 from gitopskit.tree import (
     DirectoryReader,
@@ -260,6 +261,16 @@ def compare(old: Tree, new: Tree, *, unchanged: int = 0) -> DiffResult:
     return DiffResult(summary, changes, [*old.notes, *new.notes])
 
 
+@dataclass(frozen=True)
+class Slot:
+    """One environment's side of a diff: its synthesized output and its path in the manifests
+    tree (``MANIFESTS_PATH`` and the environment's path)."""
+
+    environment: Environment
+    new_root: Path
+    subdir: str
+
+
 def diff_against(
     new_root: Path,
     against: str,
@@ -271,32 +282,54 @@ def diff_against(
     publish_branch: str | None = None,
 ) -> DiffResult:
     """Compare a directory of manifests (``dist/``) with the files gitopskit owns in a manifests
-    tree, wherever it is.
+    tree, wherever it is: :func:`diff_environments` for the one unnamed environment."""
+    slot = Slot(UNNAMED, new_root, subdir)
+    ((_, result),) = diff_environments(
+        [slot], against, ref=ref, env=env, timeout=timeout, publish_branch=publish_branch
+    )
+    return result
+
+
+def diff_environments(
+    slots: list[Slot],
+    against: str,
+    *,
+    ref: str | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float = git.DEFAULT_TIMEOUT,
+    publish_branch: str | None = None,
+) -> list[tuple[Environment, DiffResult]]:
+    """Compare each environment's output with the files gitopskit owns at its path in a
+    manifests tree, wherever it is; a git tree is fetched once for all of them.
 
     Nothing is checked out: a git tree is read with git's plumbing, a directory without ever
     following a symbolic link, and only the files gitopskit owns there are compared (see
     :func:`gitopskit.tree.ownership`).
 
     Args:
-        new_root: The new manifests (the synthesized output).
+        slots: The environments: each one's output directory and path.
         against: A directory compared as it stands, or a git URL (``://``, ``user@host:path``,
             a bare repository) fetched shallowly into a temporary repository.
         ref: The branch of a git URL (resolved by :func:`gitopskit.git.resolve_branch` when None).
-        subdir: The manifests' directory inside ``against`` (``MANIFESTS_PATH``).
         env: git's environment for a git URL (see :func:`gitopskit.git.git_environment`).
         timeout: Seconds any one network operation may take.
         publish_branch: The configured publish branch; like every ``gitopskit/*`` branch, it is
             never taken for the target.
 
+    Returns:
+        Each environment with its result, in the order given.
+
     Raises:
         ConfigError: ``against`` is neither, or ``ref`` is given with a plain directory.
         GitError: The fetch failed, or no branch can be told to be the target.
-        ManifestError: Either tree cannot be read.
+        ManifestError: A tree cannot be read.
     """
-    if not new_root.is_dir():
-        raise ConfigError(
-            f"{new_root} does not exist", hint="run invoke synth first, or drop --no-synth"
-        )
+    for slot in slots:
+        if not slot.new_root.is_dir():
+            raise ConfigError(
+                f"{slot.new_root} does not exist",
+                hint="run invoke synth first, or drop --no-synth",
+            )
     kind = git.classify(against)
     if kind is git.SourceKind.DIRECTORY and ref:
         raise ConfigError(
@@ -304,12 +337,13 @@ def diff_against(
             "compared as it stands on disk",
             hint=f"drop --ref, or give a git URL such as file://{Path(against).resolve()}",
         )
-    new = load_output(new_root).tree
+    news = [load_output(slot.new_root).tree for slot in slots]
     if kind is git.SourceKind.DIRECTORY:
         directory = Path(against).expanduser()
-        reader = DirectoryReader(directory, subdir, label=against.rstrip("/") or against)
-        old, _ = load_owned(reader, tolerate_broken=True)
-        return compare(old, new)
+        label = against.rstrip("/") or against
+        readers = [DirectoryReader(directory, slot.subdir, label=label) for slot in slots]
+        olds = [load_owned(reader, tolerate_broken=True)[0] for reader in readers]
+        return _compared(slots, olds, news)
     environment = env if env is not None else git.git_environment(timeout=timeout)
     with git.temporary_repo(against, environment, timeout) as repo:
         refs = repo.remote_refs()
@@ -321,11 +355,25 @@ def diff_against(
             empty.notes.append(
                 f"{label} has no commits yet: compared with an empty tree, so everything is added"
             )
-            return compare(empty, new)
+            return _compared(slots, [empty] * len(slots), news)
         commit = repo.fetch(branch)[branch]
-        tree = GitReader(repo, commit, subdir, label=f"{label}@{branch}")
-        old, _ = load_owned(tree, tolerate_broken=True)
-    return compare(old, new)
+        olds = [
+            load_owned(
+                GitReader(repo, commit, slot.subdir, label=f"{label}@{branch}"),
+                tolerate_broken=True,
+            )[0]
+            for slot in slots
+        ]
+    return _compared(slots, olds, news)
+
+
+def _compared(
+    slots: list[Slot], olds: list[Tree], news: list[Tree]
+) -> list[tuple[Environment, DiffResult]]:
+    return [
+        (slot.environment, compare(old, new))
+        for slot, old, new in zip(slots, olds, news, strict=True)
+    ]
 
 
 def check_format(fmt: str) -> Format:
@@ -407,7 +455,9 @@ def _cut(diff: str, size: int) -> tuple[str, str]:
     return kept, f"\n**Truncated**: {shown} of {total} lines shown.\n"
 
 
-def render_markdown(result: DiffResult, limit: int = GITLAB_NOTE_LIMIT) -> str:
+def render_markdown(
+    result: DiffResult, limit: int = GITLAB_NOTE_LIMIT, *, heading: str = "### Manifest diff"
+) -> str:
     """Markdown for a merge request: a table of counts, one collapsible section per resource.
 
     Kept under ``limit`` characters (GitLab's note limit) by cutting the longest diffs first,
@@ -416,7 +466,7 @@ def render_markdown(result: DiffResult, limit: int = GITLAB_NOTE_LIMIT) -> str:
     rows = "| " + " | ".join(k for k in result.summary) + " |\n"
     rows += "|" + "---:|" * len(result.summary) + "\n"
     rows += "| " + " | ".join(str(v) for v in result.summary.values()) + " |\n"
-    head = f"### Manifest diff\n\n{rows}\n"
+    head = f"{heading}\n\n{rows}\n"
     if not result.has_changes:
         return head + "No changes.\n"
     full = [_section(c, c.diff) for c in result.resources]
@@ -471,3 +521,70 @@ def render(result: DiffResult, fmt: str, *, colour: bool = False) -> str:
     if check_format(fmt) == "json":
         return render_json(result)
     raise AssertionError(fmt)  # pragma: no cover
+
+
+# --- several environments ---------------------------------------------------------------------
+
+Results = list[tuple[Environment, DiffResult]]
+
+
+def has_changes(results: Results) -> bool:
+    """Whether anything changes in any environment (``--exit-code``)."""
+    return any(result.has_changes for _, result in results)
+
+
+def total(results: Results) -> DiffResult:
+    """One result holding every environment's resources and notes, counts added up."""
+    summary = {k: sum(r.summary[k] for _, r in results) for k in results[0][1].summary}
+    return DiffResult(
+        summary,
+        [change for _, r in results for change in r.resources],
+        [note for _, r in results for note in r.notes],
+        [file for _, r in results for file in r.broken],
+    )
+
+
+def render_environments(
+    results: Results, fmt: str, *, colour: bool = False, limit: int = GITLAB_NOTE_LIMIT
+) -> str:
+    """Render the results of several environments: text, one headed block each; markdown, one
+    section each with its own counts table; JSON, one document whose ``summary`` is the total,
+    ``environments`` each one's summary, and every resource names its ``environment``.
+
+    The one unnamed environment of a project without environments renders exactly as
+    :func:`render` does.
+
+    Raises:
+        ConfigError: An unknown format.
+    """
+    check_format(fmt)
+    if len(results) == 1 and results[0][0].name is None:
+        result = results[0][1]
+        if fmt == "markdown":
+            return render_markdown(result, limit)
+        return render(result, fmt, colour=colour)
+    if fmt == "json":
+        document: dict[str, Any] = {
+            "summary": total(results).summary,
+            "environments": {env.label: r.summary for env, r in results},
+            "resources": [
+                {"environment": env.label, **change.to_json()}
+                for env, r in results
+                for change in r.resources
+            ],
+        }
+        return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    if fmt == "markdown":
+        share = max(1000, (limit - 200) // len(results))
+        sections = [
+            render_markdown(r, share, heading=f"#### Environment `{env.label}` (`{env.path}`)")
+            for env, r in results
+        ]
+        head = f"### Manifest diff: {len(results)} environments\n\n"
+        return head + "\n".join(sections)
+    blocks = []
+    for env, result in results:
+        title = f"=== environment {env.label} ({env.path}) ==="
+        blocks.append((f"\033[1m{title}\033[0m" if colour else title) + "\n")
+        blocks.append(render_text(result, colour))
+    return "\n".join(blocks)

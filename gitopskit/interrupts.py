@@ -43,6 +43,8 @@ _paths: dict[Path, None] = {}  # insertion-ordered set
 _groups: dict[int, None] = {}
 _state: dict[str, Any] = {"deferring": 0, "pending": None, "cleaning": False, "done": None}
 
+_counting = threading.Lock()
+
 Handler = Callable[[int, FrameType | None], Any] | int | None
 
 
@@ -234,12 +236,18 @@ def _interrupt(signum: int) -> None:
 
 @contextmanager
 def deferred() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM for the block; one that arrived is acted on when it ends."""
-    _state["deferring"] += 1
+    """Hold SIGINT and SIGTERM for the block; one that arrived is acted on when it ends.
+
+    Blocks may run in several threads at once (synth runs environments side by side): the count
+    of open blocks is kept under a lock. The signal handler itself only reads it.
+    """
+    with _counting:
+        _state["deferring"] += 1
     try:
         yield
     finally:
-        _state["deferring"] -= 1
+        with _counting:
+            _state["deferring"] -= 1
     pending = _state["pending"]
     if pending is not None and not _state["deferring"] and not _state["cleaning"]:
         _state["pending"] = None

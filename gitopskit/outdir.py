@@ -106,6 +106,53 @@ def claim(outdir: Path, project_dir: Path, *, shown: str | None = None) -> str |
     return _check_contents(outdir, name)
 
 
+def claim_parent(outdir: Path, project_dir: Path, *, shown: str | None = None) -> None:
+    """Check that synth may write environments into ``outdir/<name>``; touch nothing.
+
+    ``outdir`` itself is never replaced then, but it must be synth's place all the same: not
+    the project or an ancestor of it, not a symbolic link, and holding nothing but
+    environments' output directories (each with synth's marker) and what an earlier synth
+    without environments left there (``*.k8s.yaml`` files and the marker).
+
+    Raises:
+        OutdirError: ``outdir`` is not synth's, naming what is in the way.
+    """
+    name = shown or str(outdir)
+
+    def _parent_refusal(name: str, reason: str) -> OutdirError:
+        return _refusal(name, reason, verb="write environments into")
+
+    try:
+        info = outdir.lstat()
+    except FileNotFoundError:
+        _check_creatable(outdir, name)
+        return
+    except OSError as error:
+        raise OutdirError(f"cannot create {name}: {error.strerror}") from None
+    if stat.S_ISLNK(info.st_mode):
+        raise _parent_refusal(name, "it is a symbolic link, and synth never follows one")
+    if not stat.S_ISDIR(info.st_mode):
+        raise OutdirError(f"the output directory {name} is not a directory")
+    real = Path(os.path.realpath(outdir))
+    project = project_dir.resolve()
+    if real == project:
+        raise _parent_refusal(name, f"it is the project directory ({project})")
+    if project.is_relative_to(real):
+        raise _parent_refusal(name, f"it contains the project directory ({project})")
+    strays = []
+    for entry in sorted(os.listdir(outdir)):
+        path = outdir / entry
+        if path.is_symlink():
+            strays.append(entry)
+        elif path.is_dir():
+            if read_marker(path) is None and os.listdir(path):
+                strays.append(entry + "/")
+        elif not (entry == MARKER or entry.endswith(".k8s.yaml")):
+            strays.append(entry)
+    if strays:
+        raise _parent_refusal(name, _describe(strays, marked=True))
+
+
 def _check_creatable(outdir: Path, name: str) -> None:
     """A missing ``outdir`` must be creatable: its nearest existing ancestor is a directory.
     (What only trying can tell, such as a read-only file system, is found when it is made.)"""
@@ -180,9 +227,9 @@ def _names(names: list[str]) -> str:
     return shown + (", …" if len(names) > _SHOWN_STRAYS else "")
 
 
-def _refusal(name: str, reason: str) -> OutdirError:
+def _refusal(name: str, reason: str, *, verb: str = "replace") -> OutdirError:
     return OutdirError(
-        f"refusing to replace {name}: {reason}",
+        f"refusing to {verb} {name}: {reason}",
         hint="synth replaces only a directory it owns (missing, empty, or written by synth); "
         "choose another --outdir (GITOPSKIT_OUTDIR), or move what is there out of the way",
     )

@@ -25,7 +25,8 @@ from gitopskit import interrupts
 from gitopskit._run import run as run_program
 from gitopskit.against import plain_http_warning, refuse_embedded_credentials
 from gitopskit.config import Settings
-from gitopskit.diff import DiffResult, compare, render_markdown
+from gitopskit.diff import DiffResult, Results, compare, render_environments, total
+from gitopskit.environments import UNNAMED, Environment
 from gitopskit.errors import ConfigError, GitError, GitLabError, ManifestError
 from gitopskit.git import (
     Repo,
@@ -243,7 +244,8 @@ class PublishResult:
         status: ``up-to-date``, ``published`` or ``dry-run``.
         branch: The publish branch.
         target_branch: The branch it targets.
-        diff: What changes, resource by resource.
+        diff: What changes, resource by resource (every environment's, added up).
+        results: What changes in each environment.
         description: The merge request's description.
         pushed: Whether a commit was pushed to the publish branch.
         commit: The publish branch's commit (pushed or already there).
@@ -259,6 +261,7 @@ class PublishResult:
     branch: str
     target_branch: str
     diff: DiffResult | None = None
+    results: Results = field(default_factory=list)
     description: str = ""
     pushed: bool = False
     commit: str | None = None
@@ -354,10 +357,48 @@ def _workdir() -> Iterator[Path]:
         yield directory
 
 
+def _in(side: _Side) -> str:
+    """`` of dev`` for a named environment's messages; '' without environments."""
+    return f" of {side.label}" if side.label else ""
+
+
 def _parents(path: str) -> list[str]:
     """``a``, ``a/b`` for ``a/b/c.yaml``: the directories a file needs."""
     parts = path.split("/")[:-1]
     return ["/".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One environment to publish: its synthesized output and its directory in the manifests
+    repository (``MANIFESTS_PATH`` and the environment's path)."""
+
+    environment: Environment
+    outdir: Path
+    path: str
+
+
+@dataclass
+class _Loaded:
+    """A slot with its output listed and parsed (before any network)."""
+
+    slot: Slot
+    output: Output
+
+
+@dataclass
+class _Side:
+    """A slot as one attempt reads it on the target branch."""
+
+    loaded: _Loaded
+    reader: GitReader | None
+    listing: Mapping[str, Kind]
+    owned: Ownership
+    new_blobs: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return self.loaded.slot.environment.label
 
 
 @dataclass
@@ -367,9 +408,6 @@ class _Target:
     name: str
     sha: str | None
     branch_sha: str | None
-    reader: GitReader | None
-    owned: Ownership
-    listing: Mapping[str, Kind]
 
 
 class Publisher:
@@ -381,6 +419,8 @@ class Publisher:
         source: The source commit and pipeline.
         branch: The publish branch.
         progress: Where progress lines go.
+        declared: Every environment declared in invoke.yaml (to tell a stale one in the
+            repository); empty without environments.
     """
 
     def __init__(
@@ -390,17 +430,23 @@ class Publisher:
         source: Source,
         branch: str,
         progress: Progress,
+        declared: list[Environment] | None = None,
     ) -> None:
         self.destination = destination
         self.options = options
         self.source = source
         self.branch = branch
         self.ui = progress
+        self.declared = list(declared or [])
         self.gl: Any = None
         self.project: Any = None
 
     def run(self, outdir: Path) -> PublishResult:
-        """Publish the manifests in ``outdir``.
+        """Publish the manifests in ``outdir`` (the one unnamed environment)."""
+        return self.run_slots([Slot(UNNAMED, outdir, self.destination.path)])
+
+    def run_slots(self, slots: list[Slot]) -> PublishResult:
+        """Publish each environment's output into its path, in one commit.
 
         Raises:
             ConfigError, ManifestError: Bad input; nothing was pushed or opened.
@@ -409,17 +455,12 @@ class Publisher:
         """
         for warning in self.destination.warnings:
             self.ui.warn(warning)
-        if not outdir.is_dir():
-            raise ManifestError(
-                f"{outdir} does not exist", hint="run `invoke synth` first, or drop --no-synth"
-            )
-        output = load_output(outdir)
-        self._check_output(outdir, output)
+        loaded = [_Loaded(slot, self._load(slot.outdir)) for slot in slots]
         if self.destination.uses_gitlab:
             self._connect()
         for attempt in range(1, MAX_ATTEMPTS + 1):
             with _workdir() as work:
-                result = self._attempt(output, work)
+                result = self._attempt(loaded, work)
             if result is not None:
                 return result
             if attempt < MAX_ATTEMPTS:
@@ -434,7 +475,13 @@ class Publisher:
             hint="another publish is running; run publish again when it is done",
         )
 
-    def _check_output(self, outdir: Path, output: Output) -> None:
+    def _load(self, outdir: Path) -> Output:
+        """List and parse an output directory once; refuse what must never be published."""
+        if not outdir.is_dir():
+            raise ManifestError(
+                f"{outdir} does not exist", hint="run `invoke synth` first, or drop --no-synth"
+            )
+        output = load_output(outdir)
         if output.links:
             raise ManifestError(
                 f"{outdir} holds symbolic links: {listing_text(output.links)}",
@@ -450,6 +497,7 @@ class Publisher:
             raise ManifestError(
                 "refusing to publish plain Secrets: " + ", ".join(secrets), hint=SECRETS_HINT
             )
+        return output
 
     # --- GitLab -------------------------------------------------------------------------------
 
@@ -512,16 +560,28 @@ class Publisher:
             (f"{target} at {target_sha[:8]}" if target_sha else f"{target} (new)")
             + (f", {self.branch} at {branch_sha[:8]}" if branch_sha else ""),
         )
-        reader = (
-            GitReader(repo, target_sha, destination.path, label=target) if target_sha else None
-        )
+        return _Target(target, target_sha, branch_sha)
+
+    def _side(self, repo: Repo, target: _Target, loaded: _Loaded) -> _Side:
+        """Read one environment's directory on the target branch and decide what it owns."""
+        path = loaded.slot.path
+        reader = GitReader(repo, target.sha, path, label=target.name) if target.sha else None
         listing = reader.listing if reader is not None else {}
         index = read_index(reader) if reader is not None else None
-        label = join(target, destination.path) if destination.path else target
+        label = join(target.name, path) if path else target.name
         owned = ownership(listing, index, label)
-        return _Target(target, target_sha, branch_sha, reader, owned, listing)
+        side = _Side(loaded, reader, listing, owned)
+        for note in owned.notes:
+            self.ui.note(note)
+        if owned.adopted:
+            self.ui.note(
+                f"first publish{_in(side)}: adopting {len(owned.adopted)} top-level YAML "
+                f"file{'s' if len(owned.adopted) != 1 else ''}: {', '.join(owned.adopted)}"
+            )
+        self._check_conflicts(loaded.output.tree.files, owned, listing)
+        return side
 
-    def _attempt(self, output: Output, work: Path) -> PublishResult | None:
+    def _attempt(self, loaded: list[_Loaded], work: Path) -> PublishResult | None:
         destination = self.destination
         git_url = destination.git_url or (self.project.http_url_to_repo if self.project else None)
         assert git_url is not None
@@ -536,28 +596,24 @@ class Publisher:
         target = self._read_target(repo)
         if target is None:
             return None
-        files = output.tree.files
-        owned = target.owned
-        for note in owned.notes:
-            self.ui.note(note)
-        if owned.adopted:
-            self.ui.note(
-                f"first publish: adopting {len(owned.adopted)} top-level YAML "
-                f"file{'s' if len(owned.adopted) != 1 else ''}: {', '.join(owned.adopted)}"
+        sides = [self._side(repo, target, each) for each in loaded]
+        if target.sha is not None:
+            self._note_stale_environments(repo, target)
+        remove: list[str] = []
+        add: dict[str, str] = {}
+        for side in sides:
+            files = side.loaded.output.tree.files
+            base = side.loaded.output.reader.base
+            side.new_blobs = repo.hash_objects(
+                {**{f: base / f for f in files}, INDEX_FILE: index_bytes(files)}
             )
-        self._check_conflicts(files, owned, target.listing)
-        path = destination.path
-        new_blobs = repo.hash_objects(
-            {**{f: output.reader.base / f for f in files}, INDEX_FILE: index_bytes(files)}
-        )
-        remove = [*owned.files, *owned.links]
-        if target.listing.get(INDEX_FILE) is Kind.FILE:
-            remove.append(INDEX_FILE)
-        new_tree = repo.build_tree(
-            target.sha,
-            remove=[join(path, f) for f in remove],
-            add={join(path, f): sha for f, sha in new_blobs.items()},
-        )
+            owned = [*side.owned.files, *side.owned.links]
+            if side.listing.get(INDEX_FILE) is Kind.FILE:
+                owned.append(INDEX_FILE)
+            path = side.loaded.slot.path
+            remove += [join(path, f) for f in owned]
+            add.update({join(path, f): sha for f, sha in side.new_blobs.items()})
+        new_tree = repo.build_tree(target.sha, remove=remove, add=add)
         result = PublishResult(
             "published",
             self.branch,
@@ -568,27 +624,28 @@ class Publisher:
         if target.sha is not None and new_tree == repo.tree_of(target.sha):
             return self._up_to_date(repo, result, target)
 
-        diff = self._diff(target, output, new_blobs)
-        for note in diff.notes:
-            if note not in owned.notes:
+        results = [(side.loaded.slot.environment, self._diff(side)) for side in sides]
+        for env, diff in results:
+            for note in diff.notes:
                 self.ui.note(note)
-        self.ui.step("compare", diff.summary_line())
-        self._check_empty(output.tree, diff)
-        result.diff = diff
-        result.description = self._description(diff, owned, target)
+            self.ui.step("compare", (f"{env.label}: " if env.name else "") + diff.summary_line())
+            self._check_empty(env, diff)
+        result.diff = total(results)
+        result.results = results
+        result.description = self._description(results, sides, target)
         same_tree_on_branch = (
             target.branch_sha is not None
             and repo.commit_parents(target.branch_sha) == ([target.sha] if target.sha else [])
             and repo.tree_of(target.branch_sha) == new_tree
         )
+        count = sum(len(side.loaded.output.tree.files) for side in sides)
         if same_tree_on_branch:
             result.commit = target.branch_sha
             self.ui.step("push", f"{self.branch} already holds these manifests on {target.name}")
         elif self.options.dry_run:
             replacing = f"replacing {target.branch_sha[:8]}" if target.branch_sha else "new branch"
             result.plan.append(
-                f"push one commit to {self.branch} ({len(files)} files, {replacing}) on "
-                f"{target.name}"
+                f"push one commit to {self.branch} ({count} files, {replacing}) on {target.name}"
             )
         else:
             commit = repo.commit_tree(new_tree, target.sha, self._message(), self.source.author)
@@ -603,7 +660,7 @@ class Publisher:
                     "(or publish to an unprotected branch with --branch)",
                 )
             result.commit, result.pushed = commit, True
-            self.ui.step("push", f"{self.branch} at {commit[:8]} ({len(files)} files)")
+            self.ui.step("push", f"{self.branch} at {commit[:8]} ({count} files)")
             pushed_at = f"{self.branch} pushed at {commit[:8]}"
             if self.project is not None:
                 interrupts.done_so_far(
@@ -622,6 +679,28 @@ class Publisher:
         if self.options.dry_run:
             result.status = "dry-run"
         return result
+
+    def _note_stale_environments(self, repo: Repo, target: _Target) -> None:
+        """Name the ownership indexes in ``MANIFESTS_PATH`` that no declared environment writes
+        (an environment removed from invoke.yaml): their files are left alone, never deleted."""
+        if not self.declared:
+            return
+        base = self.destination.path
+        paths = {e.repository_path(base) for e in self.declared}
+        reader = GitReader(repo, target.sha or "", base, label=target.name)
+        stale = sorted(
+            join(base, name.removesuffix(INDEX_FILE).rstrip("/"))
+            or "the root of the repository"
+            for name in reader.listing
+            if name == INDEX_FILE or name.endswith("/" + INDEX_FILE)
+            if join(base, name.removesuffix(INDEX_FILE).rstrip("/")) not in paths
+        )
+        for path in stale:
+            self.ui.note(
+                f"{path} holds manifests gitopskit published for an environment no longer "
+                "declared in invoke.yaml: left alone (remove them with a merge request of your "
+                "own, and Flux will prune them)"
+            )
 
     def _merge(self, repo: Repo, result: PublishResult, target: _Target) -> bool:
         """``--merge`` (local mode): fast-forward the target branch to the publish branch when
@@ -679,24 +758,25 @@ class Publisher:
             owned.files += taken
             self.ui.note(f"adopting {', '.join(taken)}")
 
-    def _diff(self, target: _Target, output: Output, new_blobs: Mapping[str, str]) -> DiffResult:
-        """The diff engine on the owned files, parsing only the owned files whose bytes differ:
-        a file identical on both sides holds the same objects, unchanged and unmoved. An owned
-        file that is not valid YAML is replaced, with a note."""
-        label = target.name
-        old = Tree(join(label, self.destination.path) if self.destination.path else label)
-        owned = target.owned
-        blobs = target.reader.blobs if target.reader is not None else {}
-        same = {f for f in owned.files if blobs.get(f) == new_blobs.get(f)}
-        old.notes += unmanaged_notes(target.listing, owned, old.label)
-        if target.reader is not None:
+    def _diff(self, side: _Side) -> DiffResult:
+        """The diff engine on one environment's owned files, parsing only the owned files whose
+        bytes differ: a file identical on both sides holds the same objects, unchanged and
+        unmoved. An owned file that is not valid YAML is replaced, with a note."""
+        path = side.loaded.slot.path
+        label = side.reader.label if side.reader is not None else path or "target"
+        old = Tree(label)
+        owned = side.owned
+        blobs = side.reader.blobs if side.reader is not None else {}
+        same = {f for f in owned.files if blobs.get(f) == side.new_blobs.get(f)}
+        old.notes += unmanaged_notes(side.listing, owned, old.label)
+        if side.reader is not None:
             load(
-                target.reader,
+                side.reader,
                 [f for f in owned.files if f not in same],
                 tolerate_broken=True,
                 tree=old,
             )
-        new = output.tree
+        new = side.loaded.output.tree
         changed_part = Tree(
             new.label,
             {i: r for i, r in new.resources.items() if r.file not in same},
@@ -707,11 +787,14 @@ class Publisher:
         result.broken = list(old.broken)
         return result
 
-    def _check_empty(self, new: Tree, diff: DiffResult) -> None:
+    def _check_empty(self, env: Environment, diff: DiffResult) -> None:
         removed = diff.summary["removed"]
-        if new.object_count == 0 and removed and not self.options.allow_empty:
+        objects = diff.summary["added"] + diff.summary["changed"] + diff.summary["unchanged"]
+        objects += diff.summary["moved"]
+        if objects == 0 and removed and not self.options.allow_empty:
+            where = f" of environment {env.label}" if env.name else ""
             raise ManifestError(
-                f"the output holds no objects: publishing it would remove all {removed} "
+                f"the output{where} holds no objects: publishing it would remove all {removed} "
                 f"object{'s' if removed != 1 else ''} gitopskit owns in the manifests repository, "
                 "and Flux would delete them from the cluster",
                 hint="check that the charts still import and synthesize; if the removal is "
@@ -742,7 +825,7 @@ class Publisher:
                 self.ui.step("delete", f"branch {self.branch}")
         return result
 
-    def _description(self, diff: DiffResult, owned: Ownership, target: _Target) -> str:
+    def _description(self, results: Results, sides: list[_Side], target: _Target) -> str:
         footer = ["", "---", ""]
         links = []
         commit_url = self.source.commit_url()
@@ -755,19 +838,22 @@ class Publisher:
             footer.append("Published by gitopskit from " + ", ".join(links) + ".")
         footer.append(MARKER)
         tail = "\n".join(footer) + "\n"
-        summary = diff.summary
+        combined = total(results)
+        summary = combined.summary
         resource_changes = summary["added"] + summary["removed"] + summary["changed"]
         head = ""
         if resource_changes == 0:
             head = "**No resource changes**: only formatting or file names differ.\n\n"
         notes = []
-        if owned.adopted:
-            notes.append(
-                f"First publish: gitopskit adopts {len(owned.adopted)} top-level YAML "
-                f"file{'s' if len(owned.adopted) != 1 else ''} of `{target.name}` and owns "
-                "them from now on: " + ", ".join(f"`{f}`" for f in owned.adopted) + "."
-            )
-        for broken in diff.broken:
+        for side in sides:
+            adopted = side.owned.adopted
+            if adopted:
+                notes.append(
+                    f"First publish{_in(side)}: gitopskit adopts {len(adopted)} top-level YAML "
+                    f"file{'s' if len(adopted) != 1 else ''} of `{target.name}` and owns "
+                    "them from now on: " + ", ".join(f"`{f}`" for f in adopted) + "."
+                )
+        for broken in combined.broken:
             notes.append(
                 f"`{broken}` on `{target.name}` is not valid YAML: it could not be compared "
                 "and is replaced."
@@ -775,7 +861,7 @@ class Publisher:
         if notes:
             head += "".join(f"> **Note**: {n}\n>\n" for n in notes).rstrip(">\n") + "\n\n"
         limit = GITLAB_DESCRIPTION_LIMIT - len(head) - len(tail)
-        return head + render_markdown(diff, limit=limit) + tail
+        return head + render_environments(results, "markdown", limit=limit) + tail
 
     def _message(self) -> str:
         lines = [self.source.title, ""]
@@ -868,6 +954,9 @@ def prepare(
     options: Options,
     progress: Progress,
     outdir: Path | None = None,
+    *,
+    environments: list[Environment] | None = None,
+    declared: list[Environment] | None = None,
 ) -> Publisher:
     """A publisher for this project, its settings checked before any work (no network yet).
 
@@ -877,6 +966,9 @@ def prepare(
         options: The user's flags.
         progress: Where progress lines go.
         outdir: The output directory, left out of the "uncommitted changes" check.
+        environments: The environments ``--env`` named (publish branch ``<branch>-<name>``, and
+            their ``auto_merge``); None or empty: every one, on the publish branch itself.
+        declared: Every environment declared in invoke.yaml.
 
     Raises:
         ConfigError: Nothing or half of GitLab is configured, the only token is CI_JOB_TOKEN,
@@ -885,13 +977,25 @@ def prepare(
     destination = resolve_destination(settings, settings.environ, options)
     source = Source.detect(settings.environ, project_dir, outdir)
     branch = publish_branch(options, settings, source)
-    return Publisher(destination, options, source, branch, progress)
+    named = [e for e in environments or [] if e.name]
+    if named:
+        branch += "-" + "-".join(str(e.name) for e in named)
+        if destination.uses_gitlab and all(e.auto_merge for e in named):
+            options.auto_merge = True
+    return Publisher(destination, options, source, branch, progress, declared)
+
+
+def slots(publisher: Publisher, environments: list[Environment], outdir: Path) -> list[Slot]:
+    """Each environment's output directory and its path in the manifests repository."""
+    path = publisher.destination.path
+    return [Slot(e, e.outdir(outdir), e.repository_path(path)) for e in environments]
 
 
 def publish(
     project_dir: Path, settings: Settings, options: Options, *, outdir: Path, progress: Progress
 ) -> PublishResult:
-    """Publish the manifests already in ``outdir`` (``invoke publish --no-synth``).
+    """Publish the manifests already in ``outdir`` (``invoke publish --no-synth``), the one
+    unnamed environment.
 
     Raises:
         GitopskitError: Any expected failure, with nothing left half made.

@@ -12,9 +12,11 @@ import os
 import re
 import shlex
 import sys
+import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,9 +26,11 @@ import yaml
 from gitopskit import _fs
 from gitopskit import outdir as ownership
 from gitopskit._run import run
+from gitopskit.environments import Environment
 from gitopskit.errors import (
     CommandError,
     ConfigError,
+    GitopskitError,
     ManifestError,
     OutdirError,
     SynthError,
@@ -109,6 +113,8 @@ def synth(
     kubernetes_version: str | None = None,
     dry_run: bool = False,
     on_start: Callable[[str], None] | None = None,
+    app_env: Mapping[str, str] | None = None,
+    before_replace: Callable[[], None] | None = None,
 ) -> SynthResult:
     """Synthesize the cdk8s app into ``outdir``, which must be synth's (see
     :mod:`gitopskit.outdir`).
@@ -121,6 +127,9 @@ def synth(
         kubernetes_version: The schema's Kubernetes version (default: cdk8s-plus's).
         dry_run: Run and validate, then throw the result away: ``outdir`` is left as it is.
         on_start: Called with the app command once the checks passed, just before it runs.
+        app_env: Added to the app's environment (``GITOPSKIT_ENV``, ``GITOPSKIT_ENV_VALUES``).
+        before_replace: Called once the output is made and validated, just before it replaces
+            ``outdir``; raising there leaves ``outdir`` as it was (see :func:`synth_all`).
 
     Returns:
         What was written.
@@ -148,7 +157,7 @@ def synth(
             raise OutdirError(f"cannot create {shown}: {error.strerror}") from None
         if on_start is not None:
             on_start(command)
-        output = _run_app(args, project_dir, staged)
+        output = _run_app(args, project_dir, staged, app_env)
         files = manifest_files(staged)
         if not files:
             raise SynthError(
@@ -166,6 +175,8 @@ def synth(
         else:
             kinds = _count_kinds(files, staged)
         shown_files = [_shown(path, staged) for path in files]
+        if before_replace is not None:
+            before_replace()
         if not dry_run:
             ownership.claim(outdir, project_dir, shown=shown)  # nothing moved in meanwhile
             ownership.write_marker(staged)
@@ -203,8 +214,11 @@ def _shown(path: Path, root: Path) -> str:
     return path.relative_to(root).as_posix()
 
 
-def _run_app(args: list[str], project_dir: Path, staged: Path) -> str:
+def _run_app(
+    args: list[str], project_dir: Path, staged: Path, extra: Mapping[str, str] | None = None
+) -> str:
     env = app_environment(staged)
+    env.update(extra or {})
     try:
         result = run(args, env=env, cwd=project_dir, ok_codes=range(256))
     except CommandError as error:  # not found, or killed by a signal
@@ -255,3 +269,104 @@ def _validation_error(report: Report) -> ValidationError:
         + "\n  ".join(lines),
         hint="fix the charts, or skip validation with --no-validate",
     )
+
+
+def synth_all(
+    project_dir: Path,
+    outdir: Path,
+    environments: list[Environment],
+    *,
+    app: str | None = None,
+    validate: bool = True,
+    kubernetes_version: str | None = None,
+    dry_run: bool = False,
+    on_start: Callable[[str], None] | None = None,
+) -> list[SynthResult]:
+    """Synthesize the app once per environment, side by side, into ``outdir/<name>``.
+
+    Each environment's app run gets ``GITOPSKIT_ENV`` and ``GITOPSKIT_ENV_VALUES``. The runs go
+    in parallel (the apps are processes of their own), as many at once as there are CPUs. Every
+    output is made and validated before any replaces its directory: when one environment
+    fails, the error names it and every output directory is left as it was. The one unnamed
+    environment of a project without environments is a plain :func:`synth` into ``outdir``.
+
+    Raises:
+        GitopskitError: The first environment's failure (in declaration order), its message
+            starting with the environment's name; or any failure of :func:`synth`.
+    """
+    if len(environments) == 1 and environments[0].name is None:
+        single = synth(
+            project_dir, outdir, app=app, validate=validate,
+            kubernetes_version=kubernetes_version, dry_run=dry_run, on_start=on_start,
+        )  # fmt: skip
+        return [single]
+    project_dir = project_dir.resolve()
+    base = Path(os.path.normpath(outdir if outdir.is_absolute() else project_dir / outdir))
+    ownership.claim_parent(base, project_dir, shown=display_path(base, project_dir))
+    barrier = threading.Barrier(len(environments))
+    # One thread per environment (they all meet at the barrier), but no more apps at once than
+    # there are CPUs: a slot is taken as an app starts and given back once it is validated.
+    running = threading.BoundedSemaphore(max(1, min(len(environments), os.cpu_count() or 1)))
+    started: list[str] = []
+
+    def one(environment: Environment) -> SynthResult:
+        holding = False
+
+        def start(command: str) -> None:
+            nonlocal holding
+            running.acquire()
+            holding = True
+            if on_start is not None and not started:
+                started.append(command)
+                on_start(f"{command} ({len(environments)} environments)")
+
+        def staged() -> None:
+            nonlocal holding
+            running.release()
+            holding = False
+            barrier.wait()
+
+        try:
+            return synth(
+                project_dir, environment.outdir(base), app=app, validate=validate,
+                kubernetes_version=kubernetes_version, dry_run=dry_run, on_start=start,
+                app_env=environment.app_environment(), before_replace=staged,
+            )  # fmt: skip
+        except BaseException:
+            barrier.abort()  # the others stop before they replace anything
+            raise
+        finally:
+            if holding:
+                running.release()
+
+    with ThreadPoolExecutor(max_workers=len(environments), thread_name_prefix="synth") as pool:
+        futures = [pool.submit(one, e) for e in environments]
+        try:
+            outcomes = [_outcome(f.result) for f in futures]
+        except BaseException:
+            barrier.abort()
+            raise
+    failures = [
+        (env, error)
+        for env, (result, error) in zip(environments, outcomes, strict=True)
+        if error is not None and not isinstance(error, threading.BrokenBarrierError)
+    ]
+    if failures:
+        environment, error = failures[0]
+        if isinstance(error, GitopskitError):
+            error.message = f"environment {environment.name}: {error.message}"
+            error.args = (error.message,)
+        raise error
+    return [result for result, _ in outcomes if result is not None]
+
+
+def _outcome(
+    get: Callable[[], SynthResult],
+) -> tuple[SynthResult | None, BaseException | None]:
+    """A finished run's result or error (an interrupt is raised at once)."""
+    try:
+        return get(), None
+    except KeyboardInterrupt:
+        raise
+    except Exception as error:
+        return None, error

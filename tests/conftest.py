@@ -14,7 +14,19 @@ import pytest
 from gitopskit.node import find_node
 
 ROOT = Path(__file__).resolve().parent.parent
-PROJECT_FILES = ("tasks.py", "invoke.yaml", "cdk8s.yaml", "charts")
+PROJECT_FILES = ("tasks.py", "cdk8s.yaml", "charts")
+#: invoke.yaml without the example's environments: a project as it is before it declares any.
+SINGLE_ENVIRONMENT = "gitopskit:\n  outdir: dist\n"
+
+
+def write_invoke_yaml(root: Path, *, environments: bool = False) -> None:
+    """The project's invoke.yaml in ``root``: this repository's (dev and prod environments), or
+    by default one that declares no environment."""
+    target = root / "invoke.yaml"
+    if environments:
+        shutil.copy2(ROOT / "invoke.yaml", target)
+    else:
+        target.write_text(SINGLE_ENVIRONMENT)
 
 # In-process cdk8s (the chart tests) starts jsii at import: point it at the packaged Node first,
 # as the synth task does for the app, so that no end-of-life banner is ever printed.
@@ -35,9 +47,11 @@ def _schema_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    """A copy of this repository's cdk8s project (tasks, settings, charts) to run tasks in."""
+    """A copy of this repository's cdk8s project (tasks, settings, charts) to run tasks in, with
+    no environment declared."""
     target = tmp_path / "project"
     target.mkdir()
+    write_invoke_yaml(target)
     for name in PROJECT_FILES:
         source = ROOT / name
         if source.is_dir():
@@ -68,11 +82,12 @@ FOREIGN_PREFIXES = ("MANIFESTS_", "GITOPSKIT_", "GITLAB_", "CI_", "INVOKE_")
 
 
 def task_project(root: Path) -> Path:
-    """``root`` made a project that runs the tasks: tasks.py, invoke.yaml, cdk8s.yaml, an empty
-    dist/ (no charts: tests of diff and publish use ``--no-synth``)."""
+    """``root`` made a project that runs the tasks: tasks.py, invoke.yaml (no environment),
+    cdk8s.yaml, an empty dist/ (no charts: tests of diff and publish use ``--no-synth``)."""
     root.mkdir(parents=True, exist_ok=True)
-    for name in ("tasks.py", "invoke.yaml", "cdk8s.yaml"):
+    for name in ("tasks.py", "cdk8s.yaml"):
         shutil.copy2(ROOT / name, root / name)
+    write_invoke_yaml(root)
     (root / "dist").mkdir(exist_ok=True)
     return root
 

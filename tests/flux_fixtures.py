@@ -22,7 +22,7 @@ import pytest
 from gitopskit import flux
 from gitopskit.config import Settings
 from gitopskit.ui import Progress
-from tests.conftest import ROOT
+from tests.conftest import ROOT, write_invoke_yaml
 from tests.fakes.gitlab import DEVELOPER, MAINTAINER, FakeGitLab, FakeProject
 from tests.fakes.helm import install_fake_helm, read_helm_log
 from tests.fakes.kube import FakeKube
@@ -188,8 +188,8 @@ def flux_project(tmp_path: Path) -> Path:
     """A copy of the project's tasks, settings and flux/ values to run ``invoke`` in."""
     target = tmp_path / "project"
     target.mkdir()
-    for name in ("tasks.py", "invoke.yaml"):
-        shutil.copy2(ROOT / name, target / name)
+    shutil.copy2(ROOT / "tasks.py", target / "tasks.py")
+    write_invoke_yaml(target)
     shutil.copytree(ROOT / "flux", target / "flux")
     return target
 
