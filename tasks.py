@@ -227,6 +227,8 @@ FLUX_HELP = {
     "wait": "wait for the Flux deployments to roll out (--no-wait: do not)",
     "dry-run": "print the plan and the generated values; change nothing anywhere (works without "
     "a cluster, network or token: unchecked steps say why)",
+    "env": "the environment of invoke.yaml whose cluster this is: its context, its path synced, "
+    "its name in the deploy key's title",
 }
 
 
@@ -246,10 +248,16 @@ def _flux_run(
     context: str | None,
     wait: bool,
     dry_run: bool,
+    env: str | None,
 ) -> None:
     from gitopskit import flux
 
     with cli.boundary() as ui:
+        environment = cli.environments(c, [env])[0] if env else None
+        if environment is not None:
+            path = cli.settings(c).get("MANIFESTS_PATH") or ""
+            git_path = git_path or environment.repository_path(path)
+            context = context or environment.context
         settings = cli.settings(
             c,
             FLUX_GIT_URL=git_url,
@@ -270,6 +278,7 @@ def _flux_run(
             require_pinned=require_pinned_host_key,
             wait=wait,
             dry_run=dry_run,
+            environment=environment.name if environment is not None else None,
         )
 
 
@@ -288,6 +297,7 @@ def flux_bootstrap(
     context: str | None = None,
     wait: bool = True,
     dry_run: bool = False,
+    env: str | None = None,
 ) -> None:
     """Install Flux with an SSH deploy key; safe to run again (run with --dry-run first)."""
     _flux_run(c, rotate=False, **{k: v for k, v in locals().items() if k != "c"})
@@ -308,6 +318,7 @@ def flux_rotate_key(
     context: str | None = None,
     wait: bool = True,
     dry_run: bool = False,
+    env: str | None = None,
 ) -> None:
     """Replace Flux's SSH key with no gap: new deploy key, Secret, restart, old key removed."""
     _flux_run(c, rotate=True, **{k: v for k, v in locals().items() if k != "c"})

@@ -117,6 +117,7 @@ class Options:
     values_dir: Path = Path("flux")
     release_names: Mapping[str, str] = field(default_factory=dict)  # by setting name
     chart_versions: Mapping[str, str] = field(default_factory=dict)  # by setting name
+    environment: str | None = None  # the environment whose cluster this is
 
 
 @dataclass
@@ -648,7 +649,8 @@ class Bootstrap:
     def title(self) -> str:
         """The deploy key's title: cluster context and namespace."""
         context = self.context or self.options.context or "<context>"
-        return f"flux {context}/{self.options.namespace}"
+        environment = f"{self.options.environment} " if self.options.environment else ""
+        return f"flux {environment}{context}/{self.options.namespace}"
 
     def deploy_key(self, key: KeyPair) -> None:
         """Step 5: a read-only deploy key on the manifests project (or instructions)."""
@@ -974,6 +976,7 @@ def run(
     require_pinned: bool = False,
     wait: bool = True,
     dry_run: bool = False,
+    environment: str | None = None,
 ) -> Result:
     """Bootstrap Flux (or rotate its key) and print the summary: what the tasks do.
 
@@ -986,6 +989,7 @@ def run(
         require_pinned: Refuse a host with no pinned fingerprint.
         wait: Wait for the Flux deployments.
         dry_run: Print the plan; write nothing anywhere.
+        environment: The environment whose cluster this is (named in the deploy key's title).
 
     Raises:
         GitopskitError: Any expected failure; a re-run finishes what was left.
@@ -1000,6 +1004,7 @@ def run(
         wait=wait,
         dry_run=dry_run,
     )
+    options.environment = environment
     bootstrap = Bootstrap(options, access, progress)
     result = bootstrap.rotate() if rotate else bootstrap.bootstrap()
     report(progress, result)

@@ -9,7 +9,7 @@ import cdk8s
 from charts.api import CREDENTIALS_SECRET, ApiChart
 from charts.base import BaseChart
 from charts.main import build
-from charts.settings import PRODUCTION, Settings
+from charts.settings import PRODUCTION, Settings, from_environment
 from charts.web import WebChart
 from charts.worker import WorkerChart
 
@@ -76,3 +76,20 @@ def test_settings_change_every_chart_at_once() -> None:
     assert {o["metadata"]["labels"]["environment"] for o in objects} == {"staging"}
     (namespace,) = cdk8s.Testing.synth(BaseChart(cdk8s.Testing.app(), "base", staging))
     assert namespace["metadata"]["name"] == "shop-staging"
+
+
+def test_each_environment_renders_from_what_gitopskit_hands_the_app() -> None:
+    """invoke.yaml declares dev (1 replica, no autoscaler) and prod (3 replicas, autoscaler);
+    synth hands each to the app as GITOPSKIT_ENV and GITOPSKIT_ENV_VALUES."""
+    dev = from_environment(
+        {"GITOPSKIT_ENV": "dev", "GITOPSKIT_ENV_VALUES": '{"replicas": 1, "autoscale": false}'}
+    )
+    objects = cdk8s.Testing.synth(WebChart(cdk8s.Testing.app(), "web", dev, api_url="http://a"))
+    assert by_kind(objects, "HorizontalPodAutoscaler") == []
+    (deployment,) = by_kind(objects, "Deployment")
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["metadata"]["labels"]["environment"] == "dev"
+    prod = from_environment({"GITOPSKIT_ENV": "prod", "GITOPSKIT_ENV_VALUES": '{"replicas": 3}'})
+    api = cdk8s.Testing.synth(ApiChart(cdk8s.Testing.app(), "api", prod))
+    assert by_kind(api, "Deployment")[0]["spec"]["replicas"] == 3
+    assert from_environment({}) == PRODUCTION  # no environments declared: as always

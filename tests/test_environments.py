@@ -255,3 +255,30 @@ def test_an_environment_removed_from_invoke_yaml_is_left_alone_and_named(
     )
     files = git("-C", bare, "ls-tree", "-r", "--name-only", "main").split()
     assert "clusters/staging/app.k8s.yaml" in files  # never deleted silently
+
+
+# --- flux-bootstrap ----------------------------------------------------------------------------
+
+
+def test_flux_bootstrap_env_uses_its_context_and_path_and_names_it(
+    tmp_path: Path, gitlab: FakeGitLab
+) -> None:
+    gitlab.add_user("maintainer", "glpat-maintainer-0123456789", access_level=40)
+    gitlab.add_project(PROJECT, initial_files={"README.md": "hi\n"})
+    environments = {"prod": {"path": "clusters/prod", "context": "kind-prod"}}
+    project = make_project(tmp_path / "p", environments)
+    shutil.copytree(ROOT / "flux", project / "flux")
+    home = tmp_path / "home"
+    home.mkdir()
+    done = invoke(
+        project, "flux-bootstrap", "--dry-run", "--env", "prod",
+        "--git-url", "ssh://git@127.0.0.1:1/platform/k8s-manifests.git", "--git-branch", "main",
+        HOME=str(home), GITLAB_URL=gitlab.url, MANIFESTS_PROJECT=PROJECT,
+        GITLAB_TOKEN="glpat-maintainer-0123456789", GITOPSKIT_NETWORK_TIMEOUT="5",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "--context kind-prod" in done.stderr or "--kube-context kind-prod" in done.stderr
+    assert "path: ./clusters/prod" in done.stderr
+    assert "'flux prod kind-prod/flux-system'" in done.stderr
+    unknown = invoke(project, "flux-bootstrap", "--dry-run", "--env", "qa", HOME=str(home))
+    assert unknown.returncode == 1 and "--env qa: no such environment" in unknown.stderr

@@ -66,7 +66,7 @@ def test_the_schema_check_does_reject_a_broken_file(tmp_path: Path) -> None:
 
 def test_every_invoke_call_names_a_task_and_options_that_exist() -> None:
     calls = invoke_calls("\n".join(scripts(ci())))
-    assert [argv[1] for argv in calls] == ["synth", "diff", "publish"]
+    assert [argv[1] for argv in calls] == ["synth", "diff", "publish", "publish"]
     assert ["invoke", "diff", "--no-synth", "--comment"] in calls
     collection = load_collection()
     for argv in calls:
