@@ -35,7 +35,8 @@ PROJECT_DIR = Path(__file__).resolve().parent
 @task(
     help={
         "app": "command that runs the cdk8s app (default: `app:` in cdk8s.yaml)",
-        "outdir": "output directory, replaced in one step on success (default: dist); "
+        "outdir": "output directory, replaced in one step on success (default: `output:` in "
+        "cdk8s.yaml, else dist); "
         "refused unless synth owns it (missing, empty, or holding only what synth wrote)",
         "validate": "validate every object against the Kubernetes schema (--no-validate: skip)",
         "kubernetes-version": "Kubernetes version of the schema (default: cdk8s-plus's)",
@@ -57,7 +58,7 @@ def synth(
             ui,
             PROJECT_DIR,
             settings,
-            Path(settings.require("OUTDIR", outdir)),
+            cli.output_dir(PROJECT_DIR, settings, outdir),
             app=app,
             validate=validate,
             kubernetes_version=kubernetes_version,
@@ -106,7 +107,7 @@ def diff(
         target = resolve_against(settings, against, ref)
         for warning in target.warnings:
             ui.warn(warning)
-        output = PROJECT_DIR / settings.require("OUTDIR", outdir)
+        output = cli.output_dir(PROJECT_DIR, settings, outdir)
         if synth:
             cli.run_synth(ui, PROJECT_DIR, settings, output)
         against_label = display_url(target.location) + (f" {target.ref}" if target.ref else "")
@@ -182,7 +183,7 @@ def publish(
             draft=draft,
             auto_merge=auto_merge,
         )
-        output = PROJECT_DIR / settings.require("OUTDIR", outdir)
+        output = cli.output_dir(PROJECT_DIR, settings, outdir)
         # Settings are checked (a missing token, say) before the charts even run.
         run = publisher.prepare(PROJECT_DIR, settings, options, ui, output)
         if synth:

