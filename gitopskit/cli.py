@@ -22,6 +22,7 @@ from gitopskit import interrupts
 from gitopskit.config import Settings
 from gitopskit.errors import GitopskitError
 from gitopskit.synth import SynthResult
+from gitopskit.validate import Report
 
 if TYPE_CHECKING:
     from gitopskit.diff import DiffResult
@@ -32,6 +33,7 @@ EXIT_FAILURE = 1
 INTERRUPTED = 130
 DEBUG_VARIABLE = "GITOPSKIT_DEBUG"
 _FILES_LISTED = 6
+_WARNINGS_SHOWN = 20
 
 
 def settings(c: Context, **flags: str | None) -> Settings:
@@ -184,18 +186,12 @@ def report_synth(
         ui.block(result.app_output)
     for note in result.notes:
         ui.note(note)
-    from gitopskit.synth import display_path
+    from gitopskit.synth import display_path, plural
 
     shown = display_path(result.outdir, project_dir)
     total = sum(result.kinds.values())
     if result.report is not None:
-        report = result.report
-        ui.step(
-            "validate",
-            f"{report.validated} objects match the Kubernetes {report.schema_version} schema",
-        )
-        for kind, count in sorted(report.not_validated.items()):
-            ui.warn(f"not validated (no schema for it): {count} x {kind}")
+        report_validation(ui, result.report)
     else:
         ui.warn("validation skipped (--no-validate)")
     kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(result.kinds.items()))
@@ -209,8 +205,31 @@ def report_synth(
         ui.step("wrote", f"{shown}/: {names}")
     ui.ok(
         "synth",
-        f"{total} objects in {len(result.files)} files in {result.seconds:.2f}s",
+        f"{plural(total, 'object')} in {plural(len(result.files), 'file')} "
+        f"in {result.seconds:.2f}s",
     )
+
+
+def report_validation(ui: Progress, report: Report) -> None:
+    """What validation found that did not stop synth: the schemas used, the warnings (a few),
+    the kinds with no schema."""
+    from gitopskit.synth import plural
+
+    counted = plural(report.validated, "object")
+    builtin = f"Kubernetes {report.schema_version}"
+    if set(report.sources) <= {builtin}:
+        verb = "matches" if report.validated == 1 else "match"
+        ui.step("validate", f"{counted} {verb} the {builtin} schema")
+    else:
+        by_source = ", ".join(f"{n} {source}" for source, n in report.sources.most_common())
+        verb = "matches its schema" if report.validated == 1 else "match their schemas"
+        ui.step("validate", f"{counted} {verb}: {by_source}")
+    for warning in report.warnings[:_WARNINGS_SHOWN]:
+        ui.warn(str(warning))
+    if len(report.warnings) > _WARNINGS_SHOWN:
+        ui.warn(f"... and {len(report.warnings) - _WARNINGS_SHOWN} more warnings")
+    for kind, count in sorted(report.not_validated.items()):
+        ui.warn(f"not validated (no schema for it): {count} x {kind}")
 
 
 def report_publish(ui: Progress, result: PublishResult) -> None:

@@ -209,14 +209,20 @@ def _shown(path: Path, root: Path) -> str:
     return path.relative_to(root).as_posix()
 
 
+def plural(count: int, noun: str) -> str:
+    """``1 object``, ``2 objects``."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def _validation_error(report: Report) -> ValidationError:
     problems = report.problems
     lines = [str(p) for p in problems[:_MAX_PROBLEMS_SHOWN]]
     if len(problems) > _MAX_PROBLEMS_SHOWN:
         lines.append(f"... and {len(problems) - _MAX_PROBLEMS_SHOWN} more")
-    count = f"{len(problems)} object{'s' if len(problems) != 1 else ''}"
+    objects = report.invalid_objects
+    verb = "does not match its schema" if objects == 1 else "do not match their schemas"
     return ValidationError(
-        f"{count} do not match the Kubernetes {report.schema_version} schema:\n  "
-        + "\n  ".join(lines),
+        f"{plural(objects, 'object')} in {plural(report.invalid_files, 'file')} {verb} "
+        f"(Kubernetes {report.schema_version}):\n  " + "\n  ".join(lines),
         hint="fix the charts, or skip validation with --no-validate",
     )

@@ -183,3 +183,51 @@ def test_dry_run_validates_and_leaves_dist_alone(project: Path) -> None:
     assert "dist/ left as it is" in done.stderr
     assert [p.name for p in (project / "dist").iterdir()] == ["old.k8s.yaml"]
     assert [p.name for p in project.iterdir() if p.name.startswith(".dist")] == []
+
+
+# Writes the YAML in the environment variable MANIFEST into CDK8S_OUTDIR/app.k8s.yaml.
+YAML_APP = """\
+import os, pathlib
+out = pathlib.Path(os.environ["CDK8S_OUTDIR"])
+(out / "app.k8s.yaml").write_text(os.environ["MANIFEST"])
+"""
+
+REMOVED_AND_MISSPELT = """\
+apiVersion: extensions/v1beta1
+kind: Ingress
+metadata: {name: web, namespace: shop}
+spec: {backend: {serviceName: web, servicePort: 80}}
+---
+apiVersion: app/v1
+kind: Deployment
+metadata: {name: web, namespace: shop}
+"""
+
+
+def test_task_refuses_removed_and_misspelt_apis(project: Path) -> None:
+    (project / "yaml_app.py").write_text(YAML_APP)
+    done = run_invoke(
+        project, "synth", "--app", "python yaml_app.py", env={"MANIFEST": REMOVED_AND_MISSPELT}
+    )
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[1:4] == [
+        "error     2 objects in 1 file do not match their schemas (Kubernetes 1.34):",
+        "  app.k8s.yaml:1: extensions/v1beta1 Ingress shop/web: removed in Kubernetes 1.22; "
+        "use networking.k8s.io/v1 (pathType is required; backends are service.name and "
+        "service.port)",
+        "  app.k8s.yaml:6: app/v1 Deployment shop/web: no such API; did you mean apps/v1?",
+    ]
+    assert "Traceback" not in done.stderr
+
+
+def test_task_warns_of_a_deprecated_api_and_succeeds(project: Path) -> None:
+    (project / "yaml_app.py").write_text(YAML_APP)
+    endpoints = "apiVersion: v1\nkind: Endpoints\nmetadata: {name: db, namespace: shop}\n"
+    done = run_invoke(project, "synth", "--app", "python yaml_app.py", env={"MANIFEST": endpoints})
+    assert done.returncode == 0, done.stderr
+    assert (
+        "warning   app.k8s.yaml:1: v1 Endpoints shop/db: deprecated since Kubernetes 1.33, "
+        "no removal scheduled; use discovery.k8s.io/v1 EndpointSlice"
+    ) in done.stderr.splitlines()
+    assert "validate  1 object matches the Kubernetes 1.34 schema" in done.stderr
+    assert "1 object in 1 file in" in done.stderr
