@@ -40,6 +40,8 @@ PROJECT_DIR = Path(__file__).resolve().parent
         "refused unless synth owns it (missing, empty, or holding only what synth wrote)",
         "validate": "validate every object against the Kubernetes schema (--no-validate: skip)",
         "kubernetes-version": "Kubernetes version of the schema (default: cdk8s-plus's)",
+        "strict": "unknown fields of custom resources, and kinds with no schema, are errors "
+        "(default: warnings; GITOPSKIT_STRICT)",
         "dry-run": "run and validate, but leave the output directory as it is",
     }
 )
@@ -49,6 +51,7 @@ def synth(
     outdir: str | None = None,
     validate: bool = True,
     kubernetes_version: str | None = None,
+    strict: bool = False,
     dry_run: bool = False,
 ) -> None:
     """Synthesize the cdk8s app in charts/ into validated YAML."""
@@ -62,6 +65,7 @@ def synth(
             app=app,
             validate=validate,
             kubernetes_version=kubernetes_version,
+            strict=strict or None,
             dry_run=dry_run,
         )
 

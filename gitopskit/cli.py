@@ -159,11 +159,13 @@ def run_synth(
     app: str | None = None,
     validate: bool = True,
     kubernetes_version: str | None = None,
+    strict: bool | None = None,
     dry_run: bool = False,
 ) -> SynthResult:
     """Synth as every task runs it: settings resolved, one step line, then the summary."""
     from gitopskit.synth import synth
 
+    crds = settings.paths("CRDS")
     result = synth(
         project_dir,
         outdir,
@@ -171,6 +173,9 @@ def run_synth(
         start=app_start(project_dir),
         validate=validate,
         kubernetes_version=settings.get("KUBERNETES_VERSION", kubernetes_version),
+        strict=settings.enabled("STRICT", strict),
+        crds=None if settings.source("CRDS") == "default" else [Path(p) for p in crds],
+        schemas=[Path(p) for p in settings.paths("SCHEMAS")],
         dry_run=dry_run,
         on_start=lambda command: ui.step("synth", f"running {command}"),
     )

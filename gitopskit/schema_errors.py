@@ -69,7 +69,8 @@ def issues(schema: dict[str, Any], obj: Any, limit: int = MAX_ISSUES) -> list[Is
         for issue, where in _explain(violation):
             found.append((_document_order(obj, where), issue))
     found.sort(key=lambda pair: pair[0])
-    return [issue for _, issue in found[: limit + 1]]
+    unique = list(dict.fromkeys(issue for _, issue in found))  # two rules may say the same
+    return unique[: limit + 1]
 
 
 def _explain(violation: SchemaViolation) -> Iterator[tuple[Issue, list[str | int]]]:

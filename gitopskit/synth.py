@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,11 +23,13 @@ from pathlib import Path
 from gitopskit import _fs
 from gitopskit import outdir as ownership
 from gitopskit.cdk8s_app import CdkApp, find_app, run_app
+from gitopskit.crds import make_validator
 from gitopskit.errors import ManifestError, OutdirError, SynthError, ValidationError
 from gitopskit.manifests import count_kinds, load_file, manifest_files
 from gitopskit.validate import Report, SchemaValidator
 
 DEFAULT_OUTDIR = "dist"
+DEFAULT_CRDS = "crds"
 _MAX_PROBLEMS_SHOWN = 20
 
 
@@ -127,6 +129,9 @@ def synth(
     start: Path | None = None,
     validate: bool = True,
     kubernetes_version: str | None = None,
+    strict: bool = False,
+    crds: Sequence[Path] | None = None,
+    schemas: Sequence[Path] = (),
     dry_run: bool = False,
     on_start: Callable[[str], None] | None = None,
 ) -> SynthResult:
@@ -141,6 +146,10 @@ def synth(
         start: Where to look for ``cdk8s.yaml``, upwards (default: ``project_dir``).
         validate: Validate every object against its schema.
         kubernetes_version: The schema's Kubernetes version (default: cdk8s-plus's).
+        strict: Unknown fields of custom resources, and kinds with no schema, are errors.
+        crds: CRD manifests (files or folders; relative to ``project_dir``) that give custom
+            resources their schemas (default: the project's ``crds/``, if there is one).
+        schemas: Schema-catalog directories (relative to ``project_dir``).
         dry_run: Run and validate, then throw the result away: ``outdir`` is left as it is.
         on_start: Called with the app command once the checks passed, just before it runs.
 
@@ -162,7 +171,11 @@ def synth(
         outdir = default_outdir(the_app, project_dir)
     outdir = Path(os.path.normpath(outdir if outdir.is_absolute() else project_dir / outdir))
     shown = display_path(outdir, project_dir)
-    validator = SchemaValidator(kubernetes_version) if validate else None
+    validator = None
+    if validate:
+        validator = build_validator(
+            project_dir, kubernetes_version, strict=strict, crds=crds, schemas=schemas
+        )
     note = ownership.claim(outdir, project_dir, shown=shown)
     with ExitStack() as stack:
         try:
@@ -184,6 +197,32 @@ def synth(
         seconds=time.perf_counter() - started,
         app_output=done.app_output,
         notes=[note] if note else [],
+    )
+
+
+def build_validator(
+    project_dir: Path,
+    kubernetes_version: str | None = None,
+    *,
+    strict: bool = False,
+    crds: Sequence[Path] | None = None,
+    schemas: Sequence[Path] = (),
+) -> SchemaValidator:
+    """The validator of a synth (see :func:`synth` for the arguments), built once: it can check
+    the output of several runs of the app.
+
+    Raises:
+        ConfigError: A bad Kubernetes version, or a CRD or catalog path that does not exist.
+    """
+    if crds is None:
+        default = project_dir / DEFAULT_CRDS
+        crds = [default] if default.is_dir() else []
+    return make_validator(
+        kubernetes_version,
+        strict=strict,
+        crd_paths=[project_dir / path for path in crds],
+        catalogs=[project_dir / path for path in schemas],
+        shown=lambda path: display_path(path, project_dir),
     )
 
 

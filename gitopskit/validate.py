@@ -25,10 +25,10 @@ import importlib.util
 import json
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import fastjsonschema
 
@@ -150,8 +150,15 @@ class Schema:
     custom: bool = False
 
 
-CustomSchemas = Callable[[str, str], Schema | None]
+Lookup = Callable[[str, str], Schema | None]
 """Finds the schema of a custom resource by apiVersion and kind."""
+
+
+class CustomSource(Protocol):
+    """Where custom resources' schemas come from (see :mod:`gitopskit.crds`)."""
+
+    def lookup(self, documents: Sequence[Document]) -> Lookup:
+        """The lookup for one validation of ``documents`` (their own CRDs come first)."""
 
 
 class SchemaValidator:
@@ -162,7 +169,8 @@ class SchemaValidator:
             it is used. Default: the cdk8s-plus version.
         cache_dir: Where compiled validators are kept (default: the user's cache directory).
         strict: Unknown fields of custom resources, and objects with no schema, are errors.
-        custom: Finds custom resources' schemas (see :mod:`gitopskit.crds`).
+        custom: Finds custom resources' schemas (see :mod:`gitopskit.crds`); settable later
+            as :attr:`custom`.
 
     Raises:
         ConfigError: The version is newer than every shipped schema, or malformed.
@@ -174,7 +182,7 @@ class SchemaValidator:
         cache_dir: Path | None = None,
         *,
         strict: bool = False,
-        custom: CustomSchemas | None = None,
+        custom: CustomSource | None = None,
     ):
         wanted = _minor(kubernetes_version or default_kubernetes_version())
         if not re.fullmatch(r"\d+\.\d+", wanted):
@@ -192,7 +200,7 @@ class SchemaValidator:
         self.cache_root = cache_dir or user_cache_dir()
         self._dir = _schema_root() / f"v{self.schema_version}.0-local-strict"
         self._cache = CompiledCache(self.cache_root / self._cache_key())
-        self._custom = custom
+        self.custom = custom
         self._definitions: dict[str, Any] | None = None
         self._by_kind: dict[tuple[str, str], str] | None = None
         self._schemas: dict[tuple[str, str], Schema | None] = {}
@@ -269,13 +277,13 @@ class SchemaValidator:
     def _builtin_document(self, definition: str) -> dict[str, Any]:
         return {"$ref": f"#/$defs/{definition}", "$defs": self.definitions()}
 
-    def schema(self, api_version: str, kind: str) -> Schema | None:
+    def schema(
+        self, api_version: str, kind: str, custom: Lookup | None = None
+    ) -> Schema | None:
         """The schema that validates ``api_version``/``kind``: built-in, else custom."""
-        key = (api_version, kind)
         found = self.builtin(api_version, kind)
-        if found is None and self._custom is not None:
-            found = self._custom(api_version, kind)
-            self._schemas[key] = found
+        if found is None and custom is not None:
+            found = custom(api_version, kind)
         return found
 
     def problem(self, obj: dict[str, Any]) -> tuple[str, str] | None:
@@ -284,7 +292,8 @@ class SchemaValidator:
         Raises:
             KeyError: No schema knows the object's kind.
         """
-        schema = self.schema(obj["apiVersion"], obj["kind"])
+        custom = self.custom.lookup([]) if self.custom is not None else None
+        schema = self.schema(obj["apiVersion"], obj["kind"], custom)
         if schema is None:
             raise KeyError(obj["kind"])
         found = self._issues(schema, obj)
@@ -293,11 +302,13 @@ class SchemaValidator:
     def validate(self, documents: Iterable[Document]) -> Report:
         """Validate every object of ``documents``; non-objects are left to the caller."""
         report = Report(self.schema_version)
-        for document in documents:
-            self._validate_one(document, report)
+        objects = list(documents)
+        custom = self.custom.lookup(objects) if self.custom is not None else None
+        for document in objects:
+            self._validate_one(document, report, custom)
         return report
 
-    def _validate_one(self, document: Document, report: Report) -> None:
+    def _validate_one(self, document: Document, report: Report, custom: Lookup | None) -> None:
         obj = document.data
         api_version, kind = obj["apiVersion"], obj["kind"]
 
@@ -310,7 +321,7 @@ class SchemaValidator:
             return
         if verdict is not None:
             report.warnings.append(problem(verdict.message))
-        schema = self.schema(api_version, kind)
+        schema = self.schema(api_version, kind, custom)
         if schema is None:
             reason = apis.no_such_api(api_version, kind, self.served_by_kind())
             if reason is not None:

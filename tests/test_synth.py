@@ -115,17 +115,26 @@ def test_invalid_field_is_reported_with_its_path(project: Path) -> None:
     assert not (project / "dist").exists()
 
 
-def test_custom_resources_are_reported_not_validated(project: Path) -> None:
+def test_flux_resources_are_validated_and_unknown_kinds_reported(project: Path) -> None:
     write_app(
         project,
         """\
-        from cdk8s import ApiObject
-        ApiObject(self, "repo", api_version="source.toolkit.fluxcd.io/v1", kind="GitRepository")
+        from cdk8s import ApiObject, JsonPatch
+        repo = ApiObject(
+            self, "repo", api_version="source.toolkit.fluxcd.io/v1", kind="GitRepository"
+        )
+        repo.add_json_patch(JsonPatch.add("/spec", {
+            "interval": "1m", "url": "ssh://git@gitlab.com/shop/manifests.git",
+            "ref": {"branch": "main"}, "secretRef": {"name": "flux-ssh"},
+        }))
+        ApiObject(self, "widget", api_version="example.com/v1", kind="Widget")
         """,
     )
     result = synth(project, Path("dist"))
     assert result.report is not None
-    assert result.report.not_validated == {"GitRepository (source.toolkit.fluxcd.io/v1)": 1}
+    assert result.report.sources == {"Flux 2.9.4": 1}
+    assert result.report.not_validated == {"Widget (example.com/v1)": 1}
+    assert not result.report.warnings
 
 
 def test_no_usable_node_says_what_to_install(
