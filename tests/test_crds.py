@@ -56,9 +56,9 @@ def helm_release(**spec: Any) -> dict[str, Any]:
 
 
 def validate(
-    tmp_path: Path, *objects: dict[str, Any], **options: Any
+    tmp_path: Path, *objects: dict[str, Any], cache: Path | None = None, **options: Any
 ) -> Report:
-    validator = make_validator("1.34", cache_dir=tmp_path / "cache", **options)
+    validator = make_validator("1.34", cache_dir=cache, **options)
     documents = [Document(o, "flux.k8s.yaml", 1 + 10 * i) for i, o in enumerate(objects)]
     return validator.validate(documents)
 
@@ -285,11 +285,13 @@ def test_a_crd_file_that_is_not_yaml_is_one_clear_error(tmp_path: Path) -> None:
 
 
 def test_compiled_crd_schemas_are_cached_on_disk(tmp_path: Path) -> None:
-    validate(tmp_path, kustomization(), helm_release())
+    validate(tmp_path, kustomization(), helm_release(), cache=tmp_path / "cache")
     cached = sorted(tmp_path.glob("cache/custom-*/check_*.marshal"))
     assert len(cached) == 2
     stamps = [p.stat().st_mtime_ns for p in cached]
-    again = validate(tmp_path, kustomization(prune="no"), helm_release())
+    again = validate(
+        tmp_path, kustomization(prune="no"), helm_release(), cache=tmp_path / "cache"
+    )
     assert lines(again.problems) == ['spec.prune: must be a boolean, not the string "no"']
     assert [p.stat().st_mtime_ns for p in cached] == stamps  # loaded, not compiled again
 
