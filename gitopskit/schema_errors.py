@@ -60,17 +60,16 @@ def json_path(parts: Iterable[str | int]) -> str:
     return out
 
 
-def issues(schema: dict[str, Any], obj: Any, limit: int = MAX_ISSUES) -> list[Issue]:
-    """Every problem of ``obj`` against ``schema`` (draft 7), in document order, at most
-    ``limit`` (and one more to tell that there are more)."""
+def issues(schema: dict[str, Any], obj: Any) -> list[Issue]:
+    """Every problem of ``obj`` against ``schema`` (draft 7), in document order (callers show
+    :data:`MAX_ISSUES` of them)."""
     validator = jsonschema.Draft7Validator(schema)
     found: list[tuple[tuple[int, ...], Issue]] = []
     for violation in validator.iter_errors(obj):
         for issue, where in _explain(violation):
             found.append((_document_order(obj, where), issue))
     found.sort(key=lambda pair: pair[0])
-    unique = list(dict.fromkeys(issue for _, issue in found))  # two rules may say the same
-    return unique[: limit + 1]
+    return list(dict.fromkeys(issue for _, issue in found))  # two rules may say the same
 
 
 def _explain(violation: SchemaViolation) -> Iterator[tuple[Issue, list[str | int]]]:

@@ -334,13 +334,13 @@ class SchemaValidator:
         report.validated += 1
         report.sources[schema.source] += 1
         found = self._issues(schema, obj)
-        for issue in found[:MAX_ISSUES]:
-            warning = issue.unknown_field and schema.custom and not self.strict
-            (report.warnings if warning else report.problems).append(
-                problem(issue.message, issue.path)
-            )
-        if len(found) > MAX_ISSUES:
-            report.problems.append(problem(f"and more problems ({MAX_ISSUES} shown)"))
+        lenient = schema.custom and not self.strict  # unknown fields are warnings
+        warned = [i for i in found if i.unknown_field and lenient]
+        failed = [i for i in found if not (i.unknown_field and lenient)]
+        for listed, into in ((failed, report.problems), (warned, report.warnings)):
+            into.extend(problem(i.message, i.path) for i in listed[:MAX_ISSUES])
+            if len(listed) > MAX_ISSUES:
+                into.append(problem(f"and {len(listed) - MAX_ISSUES} more"))
 
     def _issues(self, schema: Schema, obj: dict[str, Any]) -> list[Issue]:
         try:

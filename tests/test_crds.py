@@ -384,3 +384,10 @@ def test_task_takes_crds_and_schemas_from_settings(app_project: Path, tmp_path: 
     assert missing.returncode == 1
     assert "error     nowhere does not exist" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+def test_many_unknown_fields_of_a_custom_resource_stay_warnings(tmp_path: Path) -> None:
+    report = validate(tmp_path, kustomization(**{f"extra{i:02}": i for i in range(25)}))
+    assert not report.problems
+    assert len(report.warnings) == 21
+    assert report.warnings[-1].message == "and 5 more"

@@ -103,5 +103,5 @@ def test_at_most_twenty_problems_of_one_object(tmp_path: Path) -> None:
     assert len(report.problems) == 21
     assert report.problems[19].path == "spec.template.spec.containers[0].field19"
     assert str(report.problems[20]) == (
-        "a.yaml:1: apps/v1 Deployment shop/web: and more problems (20 shown)"
+        "a.yaml:1: apps/v1 Deployment shop/web: and 5 more"
     )
