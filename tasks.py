@@ -36,10 +36,13 @@ PROJECT_DIR = Path(__file__).resolve().parent
     iterable=["env"],
     help={
         "app": "command that runs the cdk8s app (default: `app:` in cdk8s.yaml)",
-        "outdir": "output directory, replaced in one step on success (default: dist); "
+        "outdir": "output directory, replaced in one step on success (default: `output:` in "
+        "cdk8s.yaml, else dist); "
         "refused unless synth owns it (missing, empty, or holding only what synth wrote)",
         "validate": "validate every object against the Kubernetes schema (--no-validate: skip)",
         "kubernetes-version": "Kubernetes version of the schema (default: cdk8s-plus's)",
+        "strict": "unknown fields of custom resources, and kinds with no schema, are errors "
+        "(default: warnings; GITOPSKIT_STRICT)",
         "dry-run": "run and validate, but leave the output directory as it is",
         "env": "only this environment of invoke.yaml's gitopskit.environments (repeatable; "
         "default: all), written to <outdir>/<name>",
@@ -51,6 +54,7 @@ def synth(
     outdir: str | None = None,
     validate: bool = True,
     kubernetes_version: str | None = None,
+    strict: bool = False,
     dry_run: bool = False,
     env: list[str] | None = None,
 ) -> None:
@@ -61,10 +65,11 @@ def synth(
             ui,
             PROJECT_DIR,
             settings,
-            Path(settings.require("OUTDIR", outdir)),
+            cli.output_dir(PROJECT_DIR, settings, outdir),
             app=app,
             validate=validate,
             kubernetes_version=kubernetes_version,
+            strict=strict or None,
             dry_run=dry_run,
             environments=cli.environments(c, env),
         )
@@ -116,7 +121,7 @@ def diff(
         target = resolve_against(settings, against, ref)
         for warning in target.warnings:
             ui.warn(warning)
-        output = PROJECT_DIR / settings.require("OUTDIR", outdir)
+        output = cli.output_dir(PROJECT_DIR, settings, outdir)
         if synth:
             cli.run_synth(ui, PROJECT_DIR, settings, output, environments=environments)
         against_label = display_url(target.location) + (f" {target.ref}" if target.ref else "")
@@ -195,7 +200,7 @@ def publish(
             draft=draft,
             auto_merge=auto_merge,
         )
-        output = PROJECT_DIR / settings.require("OUTDIR", outdir)
+        output = cli.output_dir(PROJECT_DIR, settings, outdir)
         environments = cli.environments(c, env)
         # Settings are checked (a missing token, say) before the charts even run.
         run = publisher.prepare(

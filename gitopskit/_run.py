@@ -1,7 +1,10 @@
 """The single helper for running external programs.
 
-Argument lists, never shell strings. Secrets travel through stdin or the environment, never
-argv; errors carry the program's redacted output, never its argv.
+Argument lists, never shell strings (the one exception is the cdk8s app's ``app:`` line, which
+cdk8s defines as a shell command: :mod:`gitopskit.cdk8s_app` hands it to ``/bin/sh -c`` through
+:func:`run`, so the shell and all it starts are one process group here too). Secrets travel
+through stdin or the environment, never argv; errors carry the program's redacted output, never
+its argv.
 
 Every program starts in a session (so a process group) of its own, registered with
 :mod:`gitopskit.interrupts` from the moment it exists: on a timeout or an interrupt the whole

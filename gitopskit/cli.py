@@ -26,6 +26,7 @@ from gitopskit.environments import parse as parse_environments
 from gitopskit.environments import select as select_environments
 from gitopskit.errors import GitopskitError
 from gitopskit.synth import SynthResult
+from gitopskit.validate import Report
 
 if TYPE_CHECKING:
     from gitopskit.diff import Results
@@ -36,6 +37,7 @@ EXIT_FAILURE = 1
 INTERRUPTED = 130
 DEBUG_VARIABLE = "GITOPSKIT_DEBUG"
 _FILES_LISTED = 6
+_WARNINGS_SHOWN = 20
 
 
 def declared_environments(c: Context) -> list[Environment]:
@@ -148,6 +150,26 @@ def _report_so_far(ui: Progress) -> None:
         ui.block(f"done so far: {done}")
 
 
+def app_start(project_dir: Path) -> Path:
+    """Where to look for ``cdk8s.yaml`` (upwards): the current directory when it is inside the
+    project, else the project."""
+    cwd = Path.cwd().resolve()
+    project = project_dir.resolve()
+    return cwd if cwd.is_relative_to(project) else project
+
+
+def output_dir(project_dir: Path, settings: Settings, flag: str | None = None) -> Path:
+    """The output directory: ``--outdir``, ``GITOPSKIT_OUTDIR`` or ``outdir`` in invoke.yaml
+    (relative to the project), else ``output:`` of ``cdk8s.yaml`` (relative to it), else
+    ``dist``."""
+    from gitopskit.cdk8s_app import configured_output
+    from gitopskit.synth import DEFAULT_OUTDIR
+
+    if settings.source("OUTDIR", flag) != "default":
+        return project_dir / settings.require("OUTDIR", flag)
+    return configured_output(app_start(project_dir)) or project_dir / DEFAULT_OUTDIR
+
+
 def run_synth(
     ui: Progress,
     project_dir: Path,
@@ -157,23 +179,28 @@ def run_synth(
     app: str | None = None,
     validate: bool = True,
     kubernetes_version: str | None = None,
+    strict: bool | None = None,
     dry_run: bool = False,
     environments: list[Environment] | None = None,
 ) -> list[SynthResult]:
     """Synth as every task runs it: settings resolved, one step line, then the summary of each
     environment (the one unnamed environment when ``environments`` is None)."""
     from gitopskit.environments import UNNAMED
-    from gitopskit.synth import app_command, synth_all
+    from gitopskit.synth import synth_all
 
-    command = app_command(project_dir, settings.get("APP", app))
+    crds = settings.paths("CRDS")
     started = time.perf_counter()
     results = synth_all(
         project_dir,
         outdir,
         environments or [UNNAMED],
-        app=command,
+        app=settings.get("APP", app),
+        start=app_start(project_dir),
         validate=validate,
         kubernetes_version=settings.get("KUBERNETES_VERSION", kubernetes_version),
+        strict=settings.enabled("STRICT", strict),
+        crds=None if settings.source("CRDS") == "default" else [Path(p) for p in crds],
+        schemas=[Path(p) for p in settings.paths("SCHEMAS")],
         dry_run=dry_run,
         on_start=lambda command: ui.step("synth", f"running {command}"),
     )
@@ -197,18 +224,12 @@ def report_synth(
         ui.block(result.app_output)
     for note in result.notes:
         ui.note(note)
-    from gitopskit.synth import display_path
+    from gitopskit.synth import display_path, plural
 
     shown = display_path(result.outdir, project_dir)
     total = sum(result.kinds.values())
     if result.report is not None:
-        report = result.report
-        ui.step(
-            "validate",
-            f"{report.validated} objects match the Kubernetes {report.schema_version} schema",
-        )
-        for kind, count in sorted(report.not_validated.items()):
-            ui.warn(f"not validated (no schema for it): {count} x {kind}")
+        report_validation(ui, result.report)
     else:
         ui.warn("validation skipped (--no-validate)")
     kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(result.kinds.items()))
@@ -222,8 +243,31 @@ def report_synth(
         ui.step("wrote", f"{shown}/: {names}")
     ui.ok(
         "synth",
-        f"{total} objects in {len(result.files)} files in {result.seconds:.2f}s",
+        f"{plural(total, 'object')} in {plural(len(result.files), 'file')} "
+        f"in {result.seconds:.2f}s",
     )
+
+
+def report_validation(ui: Progress, report: Report) -> None:
+    """What validation found that did not stop synth: the schemas used, the warnings (a few),
+    the kinds with no schema."""
+    from gitopskit.synth import plural
+
+    counted = plural(report.validated, "object")
+    builtin = f"Kubernetes {report.schema_version}"
+    if set(report.sources) <= {builtin}:
+        verb = "matches" if report.validated == 1 else "match"
+        ui.step("validate", f"{counted} {verb} the {builtin} schema")
+    else:
+        by_source = ", ".join(f"{n} {source}" for source, n in report.sources.most_common())
+        verb = "matches its schema" if report.validated == 1 else "match their schemas"
+        ui.step("validate", f"{counted} {verb}: {by_source}")
+    for warning in report.warnings[:_WARNINGS_SHOWN]:
+        ui.warn(str(warning))
+    if len(report.warnings) > _WARNINGS_SHOWN:
+        ui.warn(f"... and {len(report.warnings) - _WARNINGS_SHOWN} more warnings")
+    for kind, count in sorted(report.not_validated.items()):
+        ui.warn(f"not validated (no schema for it): {count} x {kind}")
 
 
 def report_publish(ui: Progress, result: PublishResult) -> None:

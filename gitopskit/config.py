@@ -70,9 +70,23 @@ SETTINGS: dict[str, Setting] = {
     s.name: s
     for s in (
         _own("APP", "command that runs the cdk8s app (default: `app:` in cdk8s.yaml)"),
-        _own("OUTDIR", "directory synth writes the manifests to", default="dist"),
+        _own("OUTDIR",
+            "directory synth writes the manifests to (default: `output:` in cdk8s.yaml, else dist)",
+            default="dist",
+        ),
         _own("KUBERNETES_VERSION",
             "Kubernetes version whose schema validates objects (default: cdk8s-plus's)",
+        ),
+        _own("CRDS",
+            "CRD manifests (files or folders) whose schemas validate custom resources",
+            default="crds",
+        ),
+        _own("SCHEMAS",
+            "schema-catalog directories ({group}/{kind}_{version}.json) for custom resources",
+        ),
+        _own("STRICT",
+            "unknown fields of custom resources, and kinds with no schema, are errors",
+            default="false",
         ),
         Setting(
             "GITLAB_URL",
@@ -211,6 +225,38 @@ class Settings:
             if value:
                 return value
         return default if default is not None else setting.default
+
+    def paths(self, name: str, flag: list[str] | None = None) -> list[str]:
+        """A setting holding a list of paths: flags (repeatable), the environment variable
+        (separated by ``os.pathsep``, as PATH is), a list (or one string) in invoke.yaml, the
+        default."""
+        if flag:
+            return list(flag)
+        setting = SETTINGS[name]
+        value = self.environ.get(setting.env)
+        if not value and setting.key in self.project:
+            configured = self.project[setting.key]
+            if isinstance(configured, list):
+                return [str(item) for item in configured if item is not None]
+            value = None if configured is None else str(configured)
+        if not value:
+            value = setting.default or ""
+        return [part for part in value.split(os.pathsep) if part]
+
+    def enabled(self, name: str, flag: bool | None = None) -> bool:
+        """A yes/no setting: ``true``/``false`` (also ``1``/``0``, ``yes``/``no``).
+
+        Raises:
+            ConfigError: Anything else.
+        """
+        if flag is not None:
+            return flag
+        text = (self.get(name) or "false").strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off", ""):
+            return False
+        raise ConfigError(f"{SETTINGS[name].env} must be true or false, not {text!r}")
 
     def seconds(self, name: str) -> float:
         """A setting holding a positive number of seconds.

@@ -45,14 +45,21 @@ def find_node(environ: Mapping[str, str] | None = None) -> Path:
     Raises:
         NodeNotFoundError: None of these is usable; the message says what to install.
     """
-    env = os.environ if environ is None else environ
+    return choose_node(os.environ if environ is None else environ, wheel_node())
+
+
+def choose_node(env: Mapping[str, str], packaged: Path | None) -> Path:
+    """:func:`find_node`'s choice, given the environment and the packaged Node (if any).
+
+    Raises:
+        NodeNotFoundError: None is usable.
+    """
     chosen = env.get("JSII_NODE")
     if chosen:
         path = Path(chosen)
         if not os.access(path, os.X_OK):
             raise NodeNotFoundError(f"JSII_NODE={chosen} is not an executable", hint=_INSTALL_HINT)
         return path
-    packaged = wheel_node()
     if packaged is not None:
         return packaged
     on_path = shutil.which("node", path=env.get("PATH"))

@@ -1,35 +1,34 @@
 """``synth``: run the cdk8s app, validate what it wrote, and replace the output directory.
 
-The app is user code, so it runs as its own process, with the command from ``app:`` in
-``cdk8s.yaml`` (as the cdk8s CLI does), into a fresh directory handed over through
-``CDK8S_OUTDIR``. Only when it succeeds and validates does that directory replace the output
-directory, in one step: a failing chart never leaves a half-written or emptied ``dist/``.
+The app is user code, so it runs as its own process: the command from ``app:`` in ``cdk8s.yaml``
+through the shell, as the cdk8s CLI runs it (see :mod:`gitopskit.cdk8s_app`), into a fresh
+directory handed over through ``CDK8S_OUTDIR``. Only when it succeeds and validates does that
+directory replace the output directory, in one step: a failing chart never leaves a half-written
+or emptied ``dist/``.
+
+:func:`stage` is the reusable half: run the app once into a directory and check what it wrote.
+:func:`synth` adds the output directory's ownership rule and the swap.
 """
 
 from __future__ import annotations
 
 import os
-import re
-import shlex
-import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import yaml
+from typing import Any
 
 from gitopskit import _fs
 from gitopskit import outdir as ownership
-from gitopskit._run import run
+from gitopskit.cdk8s_app import CdkApp, find_app, run_app
+from gitopskit.crds import make_validator
 from gitopskit.environments import Environment
 from gitopskit.errors import (
-    CommandError,
-    ConfigError,
     GitopskitError,
     ManifestError,
     OutdirError,
@@ -37,11 +36,10 @@ from gitopskit.errors import (
     ValidationError,
 )
 from gitopskit.manifests import count_kinds, load_file, manifest_files
-from gitopskit.node import jsii_environment
 from gitopskit.validate import Report, SchemaValidator
 
-CDK8S_CONFIG = "cdk8s.yaml"
-_FRAME = re.compile(r'^  File "(?P<file>[^"]+)", line (?P<line>\d+)', re.MULTILINE)
+DEFAULT_OUTDIR = "dist"
+DEFAULT_CRDS = "crds"
 _MAX_PROBLEMS_SHOWN = 20
 
 
@@ -68,49 +66,82 @@ class SynthResult:
     notes: list[str] = field(default_factory=list)
 
 
-def app_command(project_dir: Path, override: str | None = None) -> str:
-    """The command that runs the cdk8s app: ``override``, else ``app:`` in ``cdk8s.yaml``.
+def default_outdir(app: CdkApp, project_dir: Path) -> Path:
+    """The output directory when no setting names one: ``output:`` of ``cdk8s.yaml`` (relative
+    to it), else ``dist`` in the project."""
+    return app.output or project_dir.resolve() / DEFAULT_OUTDIR
+
+
+@dataclass
+class Staged:
+    """What one run of the app wrote into a directory, checked.
+
+    Attributes:
+        files: Paths of the files written, relative to the directory, sorted.
+        kinds: Number of objects per kind.
+        report: The validation report (None with validation off).
+        app_output: What the app printed (stderr then stdout).
+    """
+
+    files: list[str]
+    kinds: Counter[str]
+    report: Report | None
+    app_output: str
+
+
+def stage(
+    app: CdkApp,
+    directory: Path,
+    validator: SchemaValidator | None,
+    *,
+    extra_env: Mapping[str, str] | None = None,
+) -> Staged:
+    """Run ``app`` once into ``directory`` (existing and empty) and check what it wrote.
+
+    Args:
+        app: The app.
+        directory: Its ``CDK8S_OUTDIR``.
+        validator: Validates every object; None skips validation (kinds are then counted
+            without parsing).
+        extra_env: Added to the app's environment.
 
     Raises:
-        ConfigError: Neither is there.
+        NodeNotFoundError: No Node.js for jsii.
+        SynthError: The app failed or wrote no manifests.
+        ManifestError: A file it wrote cannot be read or parsed.
+        ValidationError: Objects do not validate.
     """
-    if override:
-        return override
-    config = project_dir / CDK8S_CONFIG
-    try:
-        data = yaml.safe_load(config.read_text())
-    except FileNotFoundError:
-        raise ConfigError(
-            f"no {CDK8S_CONFIG} in {project_dir}",
-            hint="run from the project root, or give the app command with --app",
-        ) from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{config}: not valid YAML: {error}") from None
-    app = data.get("app") if isinstance(data, dict) else None
-    if not isinstance(app, str) or not app.strip():
-        raise ConfigError(f"{config} has no `app:` command", hint="e.g. app: python charts/main.py")
-    return app
-
-
-def app_environment(outdir: Path) -> dict[str, str]:
-    """The environment the app runs in: ours, plus jsii's Node, CDK8S_OUTDIR, and this
-    interpreter's bin directory first on PATH, so that ``python`` means the Python running us."""
-    env = dict(os.environ)
-    env.update(jsii_environment(env))
-    env["CDK8S_OUTDIR"] = str(outdir)
-    bin_dir = str(Path(sys.executable).parent)
-    env["PATH"] = os.pathsep.join([bin_dir, env.get("PATH", "")])
-    env.setdefault("PYTHONUNBUFFERED", "1")
-    return env
+    output = run_app(app, directory, extra_env)
+    files = manifest_files(directory)
+    if not files:
+        raise SynthError(
+            f"the app ({app.command}) wrote no manifests",
+            hint="does it call app.synth()? cdk8s writes to the directory in CDK8S_OUTDIR",
+        )
+    report = None
+    if validator is not None:
+        documents = [d for path in files for d in load_file(path, _shown(path, directory))]
+        objects = [d for d in documents if d.is_object]
+        report = validator.validate(objects)
+        if report.problems:
+            raise _validation_error(report)
+        kinds = Counter(str(d.data["kind"]) for d in objects)
+    else:
+        kinds = _count_kinds(files, directory)
+    return Staged([_shown(path, directory) for path in files], kinds, report, output)
 
 
 def synth(
     project_dir: Path,
-    outdir: Path,
+    outdir: Path | None = None,
     *,
     app: str | None = None,
+    start: Path | None = None,
     validate: bool = True,
     kubernetes_version: str | None = None,
+    strict: bool = False,
+    crds: Sequence[Path] | None = None,
+    schemas: Sequence[Path] = (),
     dry_run: bool = False,
     on_start: Callable[[str], None] | None = None,
     app_env: Mapping[str, str] | None = None,
@@ -120,11 +151,17 @@ def synth(
     :mod:`gitopskit.outdir`).
 
     Args:
-        project_dir: Where ``cdk8s.yaml`` is; the app runs there.
-        outdir: The output directory (relative paths are taken from ``project_dir``).
-        app: The app command, overriding ``cdk8s.yaml``.
-        validate: Validate every object against the Kubernetes schema.
+        project_dir: The project (where ``tasks.py`` is).
+        outdir: The output directory (relative paths are taken from ``project_dir``); default:
+            ``output:`` of ``cdk8s.yaml``, else ``dist``.
+        app: The app command, overriding ``app:`` of ``cdk8s.yaml``.
+        start: Where to look for ``cdk8s.yaml``, upwards (default: ``project_dir``).
+        validate: Validate every object against its schema.
         kubernetes_version: The schema's Kubernetes version (default: cdk8s-plus's).
+        strict: Unknown fields of custom resources, and kinds with no schema, are errors.
+        crds: CRD manifests (files or folders; relative to ``project_dir``) that give custom
+            resources their schemas (default: the project's ``crds/``, if there is one).
+        schemas: Schema-catalog directories (relative to ``project_dir``).
         dry_run: Run and validate, then throw the result away: ``outdir`` is left as it is.
         on_start: Called with the app command once the checks passed, just before it runs.
         app_env: Added to the app's environment (``GITOPSKIT_ENV``, ``GITOPSKIT_ENV_VALUES``).
@@ -144,11 +181,16 @@ def synth(
     """
     started = time.perf_counter()
     project_dir = project_dir.resolve()
+    the_app = find_app(start or project_dir, app)
+    if outdir is None:
+        outdir = default_outdir(the_app, project_dir)
     outdir = Path(os.path.normpath(outdir if outdir.is_absolute() else project_dir / outdir))
     shown = display_path(outdir, project_dir)
-    command = app_command(project_dir, app)
-    args = shlex.split(command)
-    validator = SchemaValidator(kubernetes_version) if validate else None
+    validator = None
+    if validate:
+        validator = build_validator(
+            project_dir, kubernetes_version, strict=strict, crds=crds, schemas=schemas
+        )
     note = ownership.claim(outdir, project_dir, shown=shown)
     with ExitStack() as stack:
         try:
@@ -156,25 +198,8 @@ def synth(
         except OSError as error:
             raise OutdirError(f"cannot create {shown}: {error.strerror}") from None
         if on_start is not None:
-            on_start(command)
-        output = _run_app(args, project_dir, staged, app_env)
-        files = manifest_files(staged)
-        if not files:
-            raise SynthError(
-                f"the app ({' '.join(args)}) wrote no manifests",
-                hint="does it call app.synth()? cdk8s writes to the directory in CDK8S_OUTDIR",
-            )
-        report = None
-        if validator is not None:
-            documents = [d for path in files for d in load_file(path, _shown(path, staged))]
-            objects = [d for d in documents if d.is_object]
-            report = validator.validate(objects)
-            if report.problems:
-                raise _validation_error(report)
-            kinds = Counter(str(d.data["kind"]) for d in objects)
-        else:
-            kinds = _count_kinds(files, staged)
-        shown_files = [_shown(path, staged) for path in files]
+            on_start(the_app.command)
+        done = stage(the_app, staged, validator, extra_env=app_env)
         if before_replace is not None:
             before_replace()
         if not dry_run:
@@ -183,12 +208,38 @@ def synth(
             _fs.replace_dir(staged, outdir)
     return SynthResult(
         outdir=outdir,
-        files=shown_files,
-        kinds=kinds,
-        report=report,
+        files=done.files,
+        kinds=done.kinds,
+        report=done.report,
         seconds=time.perf_counter() - started,
-        app_output=output,
+        app_output=done.app_output,
         notes=[note] if note else [],
+    )
+
+
+def build_validator(
+    project_dir: Path,
+    kubernetes_version: str | None = None,
+    *,
+    strict: bool = False,
+    crds: Sequence[Path] | None = None,
+    schemas: Sequence[Path] = (),
+) -> SchemaValidator:
+    """The validator of a synth (see :func:`synth` for the arguments), built once: it can check
+    the output of several runs of the app.
+
+    Raises:
+        ConfigError: A bad Kubernetes version, or a CRD or catalog path that does not exist.
+    """
+    if crds is None:
+        default = project_dir / DEFAULT_CRDS
+        crds = [default] if default.is_dir() else []
+    return make_validator(
+        kubernetes_version,
+        strict=strict,
+        crd_paths=[project_dir / path for path in crds],
+        catalogs=[project_dir / path for path in schemas],
+        shown=lambda path: display_path(path, project_dir),
     )
 
 
@@ -214,48 +265,9 @@ def _shown(path: Path, root: Path) -> str:
     return path.relative_to(root).as_posix()
 
 
-def _run_app(
-    args: list[str], project_dir: Path, staged: Path, extra: Mapping[str, str] | None = None
-) -> str:
-    env = app_environment(staged)
-    env.update(extra or {})
-    try:
-        result = run(args, env=env, cwd=project_dir, ok_codes=range(256))
-    except CommandError as error:  # not found, or killed by a signal
-        raise SynthError(f"cannot run the app: {error.message}", hint=error.hint) from None
-    output = "\n".join(part for part in (result.stderr.strip(), result.stdout.strip()) if part)
-    if result.returncode != 0:
-        raise _app_failure(args, result.returncode, result.stderr, result.stdout, project_dir)
-    return output
-
-
-def _app_failure(
-    args: list[str], returncode: int, stderr: str, stdout: str, project_dir: Path
-) -> SynthError:
-    location = _user_frame(stderr, project_dir)
-    last = [line for line in stderr.strip().splitlines() if line and not line[0].isspace()]
-    exception = last[-1] if last else f"exit status {returncode}"
-    where = f"{location}: " if location else ""
-    error = SynthError(
-        f"a chart failed: {where}{exception}",
-        hint=None if location else f"`{' '.join(args)}` exited {returncode}",
-    )
-    error.details = (stderr or stdout).strip()
-    return error
-
-
-def _user_frame(traceback: str, project_dir: Path) -> str | None:
-    """The innermost traceback frame in the project's own code, as ``path:line``."""
-    prefix = sys.prefix
-    found = None
-    for match in _FRAME.finditer(traceback):
-        file = Path(match["file"])
-        if not file.is_absolute():
-            file = project_dir / file
-        inside = file.is_relative_to(project_dir) and not str(file).startswith(prefix)
-        if inside and "site-packages" not in file.parts:
-            found = f"{file.relative_to(project_dir).as_posix()}:{match['line']}"
-    return found
+def plural(count: int, noun: str) -> str:
+    """``1 object``, ``2 objects``."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _validation_error(report: Report) -> ValidationError:
@@ -263,10 +275,11 @@ def _validation_error(report: Report) -> ValidationError:
     lines = [str(p) for p in problems[:_MAX_PROBLEMS_SHOWN]]
     if len(problems) > _MAX_PROBLEMS_SHOWN:
         lines.append(f"... and {len(problems) - _MAX_PROBLEMS_SHOWN} more")
-    count = f"{len(problems)} object{'s' if len(problems) != 1 else ''}"
+    objects = report.invalid_objects
+    verb = "does not match its schema" if objects == 1 else "do not match their schemas"
     return ValidationError(
-        f"{count} do not match the Kubernetes {report.schema_version} schema:\n  "
-        + "\n  ".join(lines),
+        f"{plural(objects, 'object')} in {plural(report.invalid_files, 'file')} {verb} "
+        f"(Kubernetes {report.schema_version}):\n  " + "\n  ".join(lines),
         hint="fix the charts, or skip validation with --no-validate",
     )
 
@@ -277,8 +290,12 @@ def synth_all(
     environments: list[Environment],
     *,
     app: str | None = None,
+    start: Path | None = None,
     validate: bool = True,
     kubernetes_version: str | None = None,
+    strict: bool = False,
+    crds: Sequence[Path] | None = None,
+    schemas: Sequence[Path] = (),
     dry_run: bool = False,
     on_start: Callable[[str], None] | None = None,
 ) -> list[SynthResult]:
@@ -290,16 +307,19 @@ def synth_all(
     fails, the error names it and every output directory is left as it was. The one unnamed
     environment of a project without environments is a plain :func:`synth` into ``outdir``.
 
+    The arguments are :func:`synth`'s.
+
     Raises:
         GitopskitError: The first environment's failure (in declaration order), its message
             starting with the environment's name; or any failure of :func:`synth`.
     """
+    common: dict[str, Any] = {
+        "app": app, "start": start, "validate": validate,
+        "kubernetes_version": kubernetes_version, "strict": strict, "crds": crds,
+        "schemas": schemas, "dry_run": dry_run,
+    }  # fmt: skip
     if len(environments) == 1 and environments[0].name is None:
-        single = synth(
-            project_dir, outdir, app=app, validate=validate,
-            kubernetes_version=kubernetes_version, dry_run=dry_run, on_start=on_start,
-        )  # fmt: skip
-        return [single]
+        return [synth(project_dir, outdir, on_start=on_start, **common)]
     project_dir = project_dir.resolve()
     base = Path(os.path.normpath(outdir if outdir.is_absolute() else project_dir / outdir))
     ownership.claim_parent(base, project_dir, shown=display_path(base, project_dir))
@@ -312,7 +332,7 @@ def synth_all(
     def one(environment: Environment) -> SynthResult:
         holding = False
 
-        def start(command: str) -> None:
+        def begin(command: str) -> None:
             nonlocal holding
             running.acquire()
             holding = True
@@ -328,9 +348,8 @@ def synth_all(
 
         try:
             return synth(
-                project_dir, environment.outdir(base), app=app, validate=validate,
-                kubernetes_version=kubernetes_version, dry_run=dry_run, on_start=start,
-                app_env=environment.app_environment(), before_replace=staged,
+                project_dir, environment.outdir(base), on_start=begin,
+                app_env=environment.app_environment(), before_replace=staged, **common,
             )  # fmt: skip
         except BaseException:
             barrier.abort()  # the others stop before they replace anything

