@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import cdk8s
@@ -14,12 +15,18 @@ from charts.web import WebChart
 from charts.worker import WorkerChart
 
 
+def new_app(tmp_path: Path) -> cdk8s.App:
+    """A test app writing into the test's own directory (``Testing.app()`` alone leaves a
+    ``/tmp/cdk8s.outdir.*`` directory behind on every call)."""
+    return cdk8s.Testing.app(outdir=str(tmp_path / "cdk8s.out"))
+
+
 def by_kind(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [o for o in objects if o["kind"] == kind]
 
 
-def test_every_object_carries_the_shared_labels() -> None:
-    app = build(cdk8s.Testing.app())
+def test_every_object_carries_the_shared_labels(tmp_path: Path) -> None:
+    app = build(new_app(tmp_path))
     for chart in app.charts:
         for obj in cdk8s.Testing.synth(chart):
             labels = obj["metadata"]["labels"]
@@ -28,8 +35,8 @@ def test_every_object_carries_the_shared_labels() -> None:
             assert labels["app.kubernetes.io/version"] == PRODUCTION.version
 
 
-def test_web_has_deployment_service_ingress_config_and_autoscaler() -> None:
-    app = cdk8s.Testing.app()
+def test_web_has_deployment_service_ingress_config_and_autoscaler(tmp_path: Path) -> None:
+    app = new_app(tmp_path)
     objects = cdk8s.Testing.synth(WebChart(app, "web", PRODUCTION, api_url="http://api"))
     assert sorted(o["kind"] for o in objects) == [
         "ConfigMap",
@@ -51,8 +58,8 @@ def test_web_has_deployment_service_ingress_config_and_autoscaler() -> None:
     assert hpa["spec"]["scaleTargetRef"]["name"] == "web"
 
 
-def test_api_reads_its_secret_by_reference_only() -> None:
-    objects = cdk8s.Testing.synth(ApiChart(cdk8s.Testing.app(), "api", PRODUCTION))
+def test_api_reads_its_secret_by_reference_only(tmp_path: Path) -> None:
+    objects = cdk8s.Testing.synth(ApiChart(new_app(tmp_path), "api", PRODUCTION))
     assert not by_kind(objects, "Secret")  # the Secret is made in the cluster, never in git
     (deployment,) = by_kind(objects, "Deployment")
     env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
@@ -60,36 +67,36 @@ def test_api_reads_its_secret_by_reference_only() -> None:
     assert refs["DATABASE_URL"] == {"name": CREDENTIALS_SECRET, "key": "database-url"}
 
 
-def test_worker_is_a_nightly_cronjob_that_never_overlaps() -> None:
-    (cronjob,) = cdk8s.Testing.synth(WorkerChart(cdk8s.Testing.app(), "worker", PRODUCTION))
+def test_worker_is_a_nightly_cronjob_that_never_overlaps(tmp_path: Path) -> None:
+    (cronjob,) = cdk8s.Testing.synth(WorkerChart(new_app(tmp_path), "worker", PRODUCTION))
     assert cronjob["kind"] == "CronJob"
     assert cronjob["spec"]["schedule"] == "0 3 * * *"
     assert cronjob["spec"]["concurrencyPolicy"] == "Forbid"
 
 
-def test_settings_change_every_chart_at_once() -> None:
+def test_settings_change_every_chart_at_once(tmp_path: Path) -> None:
     staging = Settings(namespace="shop-staging", environment="staging", version="2.0.0")
-    app = build(cdk8s.Testing.app(), staging)
+    app = build(new_app(tmp_path), staging)
     objects = [o for chart in app.charts for o in cdk8s.Testing.synth(chart)]
     namespaced = [o for o in objects if o["kind"] != "Namespace"]
     assert {o["metadata"]["namespace"] for o in namespaced} == {"shop-staging"}
     assert {o["metadata"]["labels"]["environment"] for o in objects} == {"staging"}
-    (namespace,) = cdk8s.Testing.synth(BaseChart(cdk8s.Testing.app(), "base", staging))
+    (namespace,) = cdk8s.Testing.synth(BaseChart(new_app(tmp_path), "base", staging))
     assert namespace["metadata"]["name"] == "shop-staging"
 
 
-def test_each_environment_renders_from_what_gitopskit_hands_the_app() -> None:
+def test_each_environment_renders_from_what_gitopskit_hands_the_app(tmp_path: Path) -> None:
     """invoke.yaml declares dev (1 replica, no autoscaler) and prod (3 replicas, autoscaler);
     synth hands each to the app as GITOPSKIT_ENV and GITOPSKIT_ENV_VALUES."""
     dev = from_environment(
         {"GITOPSKIT_ENV": "dev", "GITOPSKIT_ENV_VALUES": '{"replicas": 1, "autoscale": false}'}
     )
-    objects = cdk8s.Testing.synth(WebChart(cdk8s.Testing.app(), "web", dev, api_url="http://a"))
+    objects = cdk8s.Testing.synth(WebChart(new_app(tmp_path), "web", dev, api_url="http://a"))
     assert by_kind(objects, "HorizontalPodAutoscaler") == []
     (deployment,) = by_kind(objects, "Deployment")
     assert deployment["spec"]["replicas"] == 1
     assert deployment["metadata"]["labels"]["environment"] == "dev"
     prod = from_environment({"GITOPSKIT_ENV": "prod", "GITOPSKIT_ENV_VALUES": '{"replicas": 3}'})
-    api = cdk8s.Testing.synth(ApiChart(cdk8s.Testing.app(), "api", prod))
+    api = cdk8s.Testing.synth(ApiChart(new_app(tmp_path), "api", prod))
     assert by_kind(api, "Deployment")[0]["spec"]["replicas"] == 3
     assert from_environment({}) == PRODUCTION  # no environments declared: as always
