@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 from ruamel.yaml import YAML
 
-from gitopskit import diff
+from gitopskit import diff, render
 
 CHARTS = 20
 APPS_PER_CHART = 50  # x (Deployment + Service) x CHARTS = 2,000 resources
@@ -159,7 +159,7 @@ def main() -> None:
 
         def run_diff() -> None:
             result = diff.diff_against(new_root, str(old_root))
-            outputs[:] = [len(diff.render_text(result)), len(diff.render_json(result))]
+            outputs[:] = [len(render.render_text(result)), len(render.render_json(result))]
             assert result.summary["changed"] == 20, result.summary
 
         parse = timed(parse_pyyaml)

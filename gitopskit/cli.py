@@ -198,7 +198,7 @@ def report_publish(ui: Progress, result: PublishResult) -> None:
     the rest on stderr."""
     if result.status == "dry-run":
         if result.diff is not None:
-            from gitopskit.diff import render_text
+            from gitopskit.render import render_text
 
             sys.stdout.write(render_text(result.diff, colour=use_colour(sys.stdout)))
         for line in result.plan or ["nothing to push or open"]:
@@ -237,18 +237,48 @@ def report_diff(
     fmt: str,
     *,
     comment: bool,
-    against: str,
-) -> None:
-    """The diff on stdout in ``fmt``, notes on stderr, and the merge-request note if asked."""
-    from gitopskit.diff import render
+    fail_on: frozenset[str] = frozenset(),
+) -> bool:
+    """The diff on stdout in ``fmt``, notes and the plan on stderr, the merge-request note if
+    asked.
+
+    Args:
+        ui: Where notes and the plan go.
+        settings: This run's settings (for the note).
+        result: The diff.
+        fmt: text, markdown or json.
+        comment: Also post the markdown as the merge request's note.
+        fail_on: Warning codes (or families) that fail the task (``--fail-on``).
+
+    Returns:
+        Whether a warning of ``fail_on`` is present (named on stderr).
+    """
+    from gitopskit.render import plan_line, render
+    from gitopskit.review import matches
 
     for note in result.notes:
         ui.note(note)
     sys.stdout.write(render(result, fmt, colour=use_colour(sys.stdout)))
     sys.stdout.flush()
+    warnings = result.warnings
     if fmt != "text":
-        ui.ok("diff", result.summary_line())
+        ui.ok("diff", plan_line(result, lambda text: ui.style(text, "bold")))
+        if warnings:
+            counts: dict[str, int] = {}
+            for flagged in warnings:
+                counts[flagged.warning.code] = counts.get(flagged.warning.code, 0) + 1
+            ui.warn(f"{len(warnings)} to look at: "
+                    + ", ".join(f"{n} {code}" for code, n in counts.items()))  # fmt: skip
     if comment:
         from gitopskit.comment import comment_diff
 
-        comment_diff(settings, result, ui, against=against)
+        comment_diff(settings, result, ui)
+    failing = [f for f in warnings if matches(f.warning.code, fail_on)]
+    if failing:
+        codes = sorted({f.warning.code for f in failing})
+        ui.error(
+            f"--fail-on {','.join(sorted(fail_on))}: {len(failing)} warning"
+            f"{'s' if len(failing) != 1 else ''} ({', '.join(codes)}), first: "
+            f"{failing[0].label}: {failing[0].warning.message}"
+        )
+    return bool(failing)

@@ -22,13 +22,14 @@ import gitlab
 
 from gitopskit import gitlab as gitlab_api
 from gitopskit.config import Settings
-from gitopskit.diff import GITLAB_NOTE_LIMIT, DiffResult, render_markdown
+from gitopskit.diff import DiffResult
 from gitopskit.errors import (
     GitLabAuthenticationError,
     GitLabNotFoundError,
     GitLabPermissionError,
     GitopskitError,
 )
+from gitopskit.render import GITLAB_NOTE_LIMIT, render_markdown
 from gitopskit.ui import Progress
 
 MARKER = "<!-- gitopskit:diff -->"
@@ -97,11 +98,10 @@ def comment_token(settings: Settings) -> tuple[str, str] | None:
     return None
 
 
-def note_body(result: DiffResult, environ: Mapping[str, str], *, against: str | None = None) -> str:
-    """The note: the marker, the markdown diff, and a footer naming the commit and pipeline."""
+def note_body(result: DiffResult, environ: Mapping[str, str]) -> str:
+    """The note: the marker, the markdown diff (which names its target), and a footer naming
+    the commit and pipeline."""
     facts = ["gitopskit"]
-    if against:
-        facts.append(f"against `{against}`")
     sha = environ.get("CI_COMMIT_SHORT_SHA") or environ.get("CI_COMMIT_SHA", "")[:8]
     if sha:
         facts.append(f"commit {sha}")
@@ -159,20 +159,13 @@ def upsert_note(
     return "updated", int(existing.id)
 
 
-def comment_diff(
-    settings: Settings,
-    result: DiffResult,
-    progress: Progress,
-    *,
-    against: str | None = None,
-) -> CommentResult:
+def comment_diff(settings: Settings, result: DiffResult, progress: Progress) -> CommentResult:
     """Post ``result`` as the one diff note on the pipeline's merge request, or edit it.
 
     Args:
         settings: This run's settings (GITLAB_URL, GITLAB_CA_FILE, the tokens, the environment).
         result: The diff.
         progress: Where the outcome is reported (one ok or warning line).
-        against: What was compared with, for the note's footer (no credentials).
 
     Returns:
         What was done; problems are warnings, never exceptions.
@@ -199,7 +192,7 @@ def comment_diff(
             progress,
             "--comment: the comment was skipped: GITLAB_URL is not set (nor CI_SERVER_URL)",
         )
-    body = note_body(result, environ, against=against)
+    body = note_body(result, environ)
     try:
         gl = gitlab_api.connect(
             gitlab_url,

@@ -25,7 +25,7 @@ from gitopskit import interrupts
 from gitopskit._run import run as run_program
 from gitopskit.against import plain_http_warning, refuse_embedded_credentials
 from gitopskit.config import Settings
-from gitopskit.diff import DiffResult, compare, render_markdown
+from gitopskit.diff import DiffResult, Target, compare
 from gitopskit.errors import ConfigError, GitError, GitLabError, ManifestError
 from gitopskit.git import (
     Repo,
@@ -36,6 +36,7 @@ from gitopskit.git import (
     resolve_branch,
     same_origin,
 )
+from gitopskit.render import render_markdown
 from gitopskit.tree import (
     INDEX_FILE,
     GitReader,
@@ -775,7 +776,10 @@ class Publisher:
         if notes:
             head += "".join(f"> **Note**: {n}\n>\n" for n in notes).rstrip(">\n") + "\n\n"
         limit = GITLAB_DESCRIPTION_LIMIT - len(head) - len(tail)
-        return head + render_markdown(diff, limit=limit) + tail
+        destination = self.destination
+        repository = destination.project or display_url(destination.git_url or "")
+        shown = Target(repository, target.name, destination.path)
+        return head + render_markdown(diff, limit=limit, target=shown) + tail
 
     def _message(self) -> str:
         lines = [self.source.title, ""]

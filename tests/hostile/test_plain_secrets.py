@@ -11,7 +11,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gitopskit import diff
+from gitopskit import diff, render
 from gitopskit.errors import ManifestError
 from gitopskit.tree import DirectoryReader, Tree, load_output, load_owned
 from tests.fakes.gitlab import FakeGitLab
@@ -85,10 +85,11 @@ def _diff(tmp_path: Path, old: str | None, new: str) -> diff.DiffResult:
 
 def _outputs(result: diff.DiffResult) -> list[str]:
     return [
-        diff.render_text(result),
-        diff.render_text(result, colour=True),
-        diff.render_markdown(result),
-        diff.render_json(result),
+        render.render_text(result),
+        render.render_text(result, colour=True),
+        render.render_markdown(result),
+        render.render_markdown(result, limit=900),
+        render.render_json(result),
     ]
 
 
