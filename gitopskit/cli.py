@@ -267,8 +267,9 @@ def report_diff(
             counts: dict[str, int] = {}
             for flagged in warnings:
                 counts[flagged.warning.code] = counts.get(flagged.warning.code, 0) + 1
-            ui.warn(f"{len(warnings)} to look at: "
-                    + ", ".join(f"{n} {code}" for code, n in counts.items()))  # fmt: skip
+            plural = "s" if len(warnings) != 1 else ""
+            listed = ", ".join(f"{n} {code}" for code, n in counts.items())
+            ui.warn(f"{len(warnings)} warning{plural} in the diff: {listed}")
     if comment:
         from gitopskit.comment import comment_diff
 

@@ -102,6 +102,12 @@ def test_diff_masks_a_secret_in_any_form(tmp_path: Path, form: str) -> None:
     for result in (added, changed):
         for text in _outputs(result):
             assert VALUE not in text and PLAIN not in text and "***" in text
+    # The changed fields name the key, never a value, in JSON and in the titles.
+    (resource,) = json.loads(render.render_json(changed))["resources"]
+    (field,) = resource["fields"]
+    assert field["path"].endswith(".password") and field["before"] == field["after"] == "***"
+    assert [w["code"] for w in resource["warnings"]] == ["plain-secret"]
+    assert "Secret key password changed" in render.title(changed.resources[0])
 
 
 def test_invoke_diff_masks_a_secret_inside_a_list(
