@@ -397,7 +397,7 @@ def _plain_secrets(new: Tree, reported: set[Identity]) -> list[Flagged]:
     if not new.plain_secrets:
         return []
     found = []
-    for ident, resource in new.resources.items():
+    for ident, resource in sorted(new.resources.items()):
         if is_secret(ident) and ident not in reported and is_plain_secret(resource.data):
             found.append(Flagged(object_label(ident), ident, plain_secret_warning()))
     for where in new.plain_secrets:

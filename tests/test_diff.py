@@ -319,3 +319,27 @@ def test_resolve_against_and_format() -> None:
     assert any(v.startswith("Authorization: Basic ") for v in headers)
     with pytest.raises(ConfigError, match="unknown format"):
         render.check_format("yaml")
+
+
+def test_plain_secrets_warn_whether_or_not_they_change(tmp_path: Path) -> None:
+    one, two, *_ = SECRET_VALUES
+    same = secret("same", f"{{k: {one}}}")
+    nameless = f"apiVersion: v1\nkind: Secret\nmetadata: {{namespace: shop}}\ndata: {{k: {two}}}\n"
+    old = {"s.yaml": same, "t.yaml": secret("moving", f"{{k: {one}}}")}
+    new = {
+        "s.yaml": same + "---\n" + secret("changing", f"{{k: {two}}}") + "---\n" + nameless,
+        "u.yaml": secret("moving", f"{{k: {one}}}"),
+    }
+    result = run(tmp_path, old, new)
+    assert changes(result) == {"changing": "added", "moving": "moved"}
+    flagged = [(f.label, f.warning.code) for f in result.warnings]
+    assert flagged == [
+        ("Secret default/changing", "plain-secret"),  # on the resource, as it is reported
+        ("Secret default/moving", "plain-secret"),  # unchanged or moved: still refused
+        ("Secret default/same", "plain-secret"),
+        ("Secret shop/<no name> (s.yaml:11)", "plain-secret"),
+    ]
+    document = json.loads(render.render_json(result))
+    assert document["warnings"][-1]["kind"] == "Secret"
+    assert document["warnings"][-1]["name"] is None
+    assert all(value not in json.dumps(document) for value in SECRET_VALUES)
