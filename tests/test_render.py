@@ -209,7 +209,8 @@ def test_markdown_structure_is_intact(scenario: DiffResult) -> None:
     warnings = scenario.warnings
     lines = [text_of([t]) for t in inline if text_of([t]).startswith("⚠ ")]
     assert len(lines) == len(warnings) and len(items) >= len(warnings)
-    assert lines[0] == "⚠ delete-namespace Namespace legacy: " + warnings[0].warning.message
+    # Escaped as markdown, each reads back exactly (``*``, ``[name=api]``, ``_`` stay text).
+    assert lines == [f"⚠ {f.warning.code} {f.label}: {f.warning.message}" for f in warnings]
     assert [(f.warning.code, f.label) for f in warnings] == [
         ("delete-namespace", "Namespace legacy"),
         ("rbac-wildcard", "ClusterRole shop-reader"),
