@@ -300,9 +300,13 @@ def _masked(parts: tuple[Part, ...], value: Any) -> Any:
         annotations = value.get("annotations")
         if isinstance(annotations, dict) and LAST_APPLIED in annotations:
             return {**value, "annotations": {**annotations, LAST_APPLIED: MASK}}
-    if not parts and isinstance(value, dict):  # pragma: no cover - a whole object never is
-        return MASK
     return value
+
+
+def _how(present_before: bool, present_after: bool) -> str:
+    if not present_before:
+        return "added"
+    return "changed" if present_after else "removed"
 
 
 def secret_keys(fields: Iterable[FieldChange]) -> list[tuple[str, str]]:
@@ -313,21 +317,13 @@ def secret_keys(fields: Iterable[FieldChange]) -> list[tuple[str, str]]:
         if not parts or parts[0] not in ("data", "stringData"):
             continue
         if len(parts) > 1:
-            verb = (
-                "added"
-                if change.before is MISSING
-                else "removed"
-                if change.after is MISSING
-                else "changed"
-            )
-            keys[str(parts[1])] = verb
+            how = _how(change.before is not MISSING, change.after is not MISSING)
+            keys[str(parts[1])] = how
             continue
         before = change.before if isinstance(change.before, dict) else {}
         after = change.after if isinstance(change.after, dict) else {}
         for key in sorted(before.keys() | after.keys()):
-            keys[key] = (
-                "added" if key not in before else "removed" if key not in after else "changed"
-            )
+            keys[key] = _how(key in before, key in after)
     return list(keys.items())
 
 
