@@ -253,12 +253,13 @@ def report_diff(
     Returns:
         Whether a warning of ``fail_on`` is present (named on stderr).
     """
-    from gitopskit.render import plan_line, render
+    from gitopskit.render import plan_line, render_chunks
     from gitopskit.review import matches
 
     for note in result.notes:
         ui.note(note)
-    sys.stdout.write(render(result, fmt, colour=use_colour(sys.stdout)))
+    for chunk in render_chunks(result, fmt, colour=use_colour(sys.stdout)):
+        sys.stdout.write(chunk)  # as it is made: a large diff is never held twice
     sys.stdout.flush()
     warnings = result.warnings
     if fmt != "text":

@@ -19,7 +19,7 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Literal
 
 from gitopskit.diff import DiffResult, Flagged, ResourceChange, Target, plan_parts
@@ -164,59 +164,65 @@ def warning_line(flagged: Flagged) -> str:
 # --- text -------------------------------------------------------------------------------------
 
 
-def render_text(result: DiffResult, colour: bool = False, *, target: Target | None = None) -> str:
-    """Text for a terminal: one titled diff per object, the moved ones, the images, the
-    warnings, then the plan line and target; ANSI colours when ``colour``."""
+def iter_text(
+    result: DiffResult, colour: bool = False, *, target: Target | None = None
+) -> Iterator[str]:
+    """:func:`render_text` piece by piece, so that a large diff is written as it is made."""
 
     def paint(text: str, style: str) -> str:
         return f"\033[{_ANSI[style]}m{text}\033[0m" if colour else text
 
-    out: list[str] = []
     ordered = result.in_review_order()
     for change in (c for c in ordered if c.change != "moved"):
         where = f"{change.from_file} → {change.file}" if change.from_file else change.file
-        out.append(paint(title(change), change.change) + paint(f"  {where}", "dim") + "\n")
-        for line in change.diff.splitlines():
-            first = line[:1]
-            out.append((paint(line, first) if first in ("+", "-", "@") else line) + "\n")
-        out.append("\n")
+        yield paint(title(change), change.change) + paint(f"  {where}", "dim") + "\n"
+        if colour:
+            for line in change.diff.splitlines():
+                first = line[:1]
+                yield (paint(line, first) if first in ("+", "-", "@") else line) + "\n"
+        else:
+            yield change.diff  # whole: no copy line by line
+        yield "\n"
     moved = [c for c in ordered if c.change == "moved"]
     if moved:
-        out.append(paint("moved (only the file changes):", "moved") + "\n")
-        out += (f"  {c.label}: {c.from_file} → {c.file}\n" for c in moved)
-        out.append("\n")
+        yield paint("moved (only the file changes):", "moved") + "\n"
+        yield from (f"  {c.label}: {c.from_file} → {c.file}\n" for c in moved)
+        yield "\n"
     images = result.images
     if images:
-        out.append(paint("images:", "moved") + "\n")
+        yield paint("images:", "moved") + "\n"
         for change, image in images:
-            out.append(
-                f"  {change.label} {image.container}: {image.before or '(none)'} → "
-                f"{image.after or '(removed)'}\n"
-            )
-        out.append("\n")
+            before, after = image.before or "(none)", image.after or "(removed)"
+            yield f"  {change.label} {image.container}: {before} → {after}\n"
+        yield "\n"
     warnings = result.warnings
     if warnings:
-        out.append(paint(f"warnings ({len(warnings)}):", "warn") + "\n")
+        yield paint(f"warnings ({len(warnings)}):", "warn") + "\n"
         width = max(len(f.warning.code) for f in warnings)
         for flagged in warnings:
             code = f"{flagged.warning.code:<{width}}"
-            out.append(f"  {paint(code, 'warn')}  {warning_line(flagged)}\n")
-        out.append("\n")
+            yield f"  {paint(code, 'warn')}  {warning_line(flagged)}\n"
+        yield "\n"
     prefix = "no changes: " if not result.has_changes else ""
-    out.append(prefix + plan_line(result, lambda s: paint(s, "strong")) + "\n")
+    yield prefix + plan_line(result, lambda s: paint(s, "strong")) + "\n"
     shown = target or result.target
     if shown is not None:
         parts = target_parts(shown)
-        out.append("target: " + ", ".join(f"{k} {v}".strip() for k, v in parts) + "\n")
-    return "".join(out)
+        yield "target: " + ", ".join(f"{k} {v}".strip() for k, v in parts) + "\n"
+
+
+def render_text(result: DiffResult, colour: bool = False, *, target: Target | None = None) -> str:
+    """Text for a terminal: one titled diff per object, the moved ones, the images, the
+    warnings, then the plan line and target; ANSI colours when ``colour``."""
+    return "".join(iter_text(result, colour, target=target))
 
 
 # --- JSON -------------------------------------------------------------------------------------
 
 
-def render_json(result: DiffResult, *, target: Target | None = None) -> str:
-    """One JSON document: ``summary`` (in the plan's order), ``target``, ``warnings``,
-    ``images``, ``resources`` (in review order, each with ``fields``, ``warnings``, ``diff``)."""
+def iter_json(result: DiffResult, *, target: Target | None = None) -> Iterator[str]:
+    """:func:`render_json` piece by piece: the head whole, then one resource at a time (the
+    text is the same as one ``json.dumps(document, indent=2)``)."""
     shown = target or result.target
     images: list[dict[str, Any]] = [
         {
@@ -230,14 +236,29 @@ def render_json(result: DiffResult, *, target: Target | None = None) -> str:
         }
         for change, image in result.images
     ]
-    document = {
+    head = {
         "summary": result.summary,
         "target": shown.to_json() if shown is not None else None,
         "warnings": [flagged.to_json() for flagged in result.warnings],
         "images": images,
-        "resources": [change.to_json() for change in result.in_review_order()],
+        "resources": [],
     }
-    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    text = json.dumps(head, indent=2, ensure_ascii=False)
+    ordered = result.in_review_order()
+    if not ordered:
+        yield text + "\n"
+        return
+    yield text[: -len("[]\n}")] + "["
+    for index, change in enumerate(ordered):
+        item = json.dumps(change.to_json(), indent=2, ensure_ascii=False)
+        yield ("\n" if index == 0 else ",\n") + "    " + item.replace("\n", "\n    ")
+    yield "\n  ]\n}\n"
+
+
+def render_json(result: DiffResult, *, target: Target | None = None) -> str:
+    """One JSON document: ``summary`` (in the plan's order), ``target``, ``warnings``,
+    ``images``, ``resources`` (in review order, each with ``fields``, ``warnings``, ``diff``)."""
+    return "".join(iter_json(result, target=target))
 
 
 # --- markdown ---------------------------------------------------------------------------------
@@ -507,6 +528,23 @@ def render_markdown(
     return head + notice + blocks + "".join(out) + moved_text
 
 
+def render_chunks(
+    result: DiffResult, fmt: str, *, colour: bool = False, target: Target | None = None
+) -> Iterator[str]:
+    """Render in ``fmt`` (text, markdown, json) piece by piece, to write as it is made.
+
+    Raises:
+        ConfigError: An unknown format.
+    """
+    if fmt == "text":
+        return iter_text(result, colour, target=target)
+    if fmt == "markdown":
+        return iter([render_markdown(result, target=target)])
+    if check_format(fmt) == "json":
+        return iter_json(result, target=target)
+    raise AssertionError(fmt)  # pragma: no cover
+
+
 def render(
     result: DiffResult, fmt: str, *, colour: bool = False, target: Target | None = None
 ) -> str:
@@ -515,10 +553,4 @@ def render(
     Raises:
         ConfigError: An unknown format.
     """
-    if fmt == "text":
-        return render_text(result, colour, target=target)
-    if fmt == "markdown":
-        return render_markdown(result, target=target)
-    if check_format(fmt) == "json":
-        return render_json(result, target=target)
-    raise AssertionError(fmt)  # pragma: no cover
+    return "".join(render_chunks(result, fmt, colour=colour, target=target))

@@ -13,6 +13,7 @@ values never leave this module: changed fields of a Secret carry :data:`MASK` in
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -353,6 +354,12 @@ _CONTAINER_LISTS = (
 )
 
 
+@functools.lru_cache(maxsize=1024)
+def _image_path(keys: tuple[str, ...], section: str, part: Part) -> str:
+    """One string per distinct path, however many objects share it."""
+    return path_text((*keys, section, part, "image"))
+
+
 def container_images(obj: Any) -> dict[str, tuple[str, str]]:
     """``{container: (path, image)}`` of the first pod spec found in an object: a Pod's
     ``spec``, a workload's ``spec.template.spec``, a CronJob's job template (also in custom
@@ -372,7 +379,7 @@ def container_images(obj: Any) -> dict[str, tuple[str, str]]:
                 name = item.get("name")
                 part: Part = Named(item["name"]) if by_name else index
                 label = (name if isinstance(name, str) else f"#{index}") + suffix
-                found[label] = (path_text((*keys, section, part, "image")), item["image"])
+                found[label] = (_image_path(keys, section, part), item["image"])
         break
     return found
 

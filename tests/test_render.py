@@ -351,7 +351,11 @@ def test_no_changes_and_the_target_line() -> None:
 
 
 def test_json_carries_the_same_facts(scenario: DiffResult) -> None:
-    document = json.loads(render.render_json(scenario))
+    text = render.render_json(scenario)
+    document = json.loads(text)
+    assert text == json.dumps(document, indent=2, ensure_ascii=False) + "\n"  # streamed alike
+    empty = DiffResult(dict.fromkeys(diff.CHANGES, 0), [])
+    assert json.loads(render.render_json(empty))["resources"] == []
     assert list(document) == ["summary", "target", "warnings", "images", "resources"]
     assert list(document["summary"]) == ["removed", "changed", "added", "moved", "unchanged"]
     assert document["target"] == {
