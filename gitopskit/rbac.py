@@ -38,49 +38,80 @@ def _strings(rule: Mapping[str, Any], key: str) -> list[str]:
     return [v for v in values if isinstance(v, str)] if isinstance(values, list) else []
 
 
-def _atoms(rule: Mapping[str, Any]) -> Iterator[tuple[str, ...]]:
-    """What a rule allows, one (group, resource, verb, name) or (url, verb) at a time."""
-    verbs = _strings(rule, "verbs")
-    for url, verb in product(_strings(rule, "nonResourceURLs"), verbs):
-        yield ("url", url, verb)
-    names = _strings(rule, "resourceNames") or ["*"]
-    groups, resources = _strings(rule, "apiGroups"), _strings(rule, "resources")
-    for group, resource, verb, name in product(groups, resources, verbs, names):
-        yield ("resource", group, resource, verb, name)
+#: The most (group, resource, verb, name) combinations a rule is compared by; a larger rule
+#: counts as grown unless an identical rule was there (a bound on a hostile manifest's cost).
+MAX_ATOMS = 20_000
+_LISTED = 6
 
 
-def _allows(rule: Mapping[str, Any], atom: tuple[str, ...]) -> bool:
-    verbs = _strings(rule, "verbs")
-    verb = atom[2] if atom[0] == "url" else atom[3]
-    if "*" not in verbs and verb not in verbs:
-        return False
-    if atom[0] == "url":
-        return any(
-            url == atom[1] or (url.endswith("*") and atom[1].startswith(url[:-1]))
-            for url in _strings(rule, "nonResourceURLs")
+class _Rule(NamedTuple):
+    """A rule's lists as sets (``names`` empty: every name)."""
+
+    verbs: frozenset[str]
+    groups: frozenset[str]
+    resources: frozenset[str]
+    names: frozenset[str]
+    urls: frozenset[str]
+
+    @classmethod
+    def of(cls, rule: Mapping[str, Any]) -> _Rule:
+        return cls(*(frozenset(_strings(rule, key)) for key in _KEYS))
+
+    def size(self) -> int:
+        resource_atoms = len(self.groups) * len(self.resources) * max(len(self.names), 1)
+        return len(self.verbs) * (resource_atoms + len(self.urls))
+
+    def atoms(self) -> Iterator[tuple[str, ...]]:
+        """What it allows, one (group, resource, verb, name) or (url, verb) at a time."""
+        for url, verb in product(sorted(self.urls), sorted(self.verbs)):
+            yield ("url", url, verb)
+        names = sorted(self.names) or ["*"]
+        for atom in product(sorted(self.groups), sorted(self.resources), sorted(self.verbs), names):
+            yield ("resource", *atom)
+
+    def allows(self, atom: tuple[str, ...]) -> bool:
+        verb = atom[2] if atom[0] == "url" else atom[3]
+        if "*" not in self.verbs and verb not in self.verbs:
+            return False
+        if atom[0] == "url":
+            return any(
+                url == atom[1] or (url.endswith("*") and atom[1].startswith(url[:-1]))
+                for url in self.urls
+            )
+        _, group, resource, _, name = atom
+        return (
+            ("*" in self.groups or group in self.groups)
+            and ("*" in self.resources or resource in self.resources)
+            and (not self.names or name in self.names)
         )
-    _, group, resource, _, name = atom
-    groups, resources = _strings(rule, "apiGroups"), _strings(rule, "resources")
-    names = _strings(rule, "resourceNames")
-    return (
-        ("*" in groups or group in groups)
-        and ("*" in resources or resource in resources)
-        and (not names or name in names)
-    )
+
+
+_KEYS = ("verbs", "apiGroups", "resources", "resourceNames", "nonResourceURLs")
+
+
+def _covered(rule: _Rule, before: list[_Rule]) -> bool:
+    """Whether the rules ``before`` allowed everything ``rule`` allows."""
+    if rule.size() > MAX_ATOMS:
+        return rule in before
+    return all(any(old.allows(atom) for old in before) for atom in rule.atoms())
+
+
+def _listing(items: list[str]) -> str:
+    shown = ", ".join(items[:_LISTED])
+    return shown + (f" and {len(items) - _LISTED} more" if len(items) > _LISTED else "")
 
 
 def _rule_text(rule: Mapping[str, Any]) -> str:
-    verbs = ", ".join(_strings(rule, "verbs")) or "no verbs"
+    verbs = _listing(_strings(rule, "verbs")) or "no verbs"
     urls = _strings(rule, "nonResourceURLs")
     if urls:
-        return f"{verbs} on {', '.join(urls)}"
-    groups = _strings(rule, "apiGroups")
-    what = ", ".join(
-        resource if group == "" else f"{resource}.{group}"
-        for group, resource in product(groups, _strings(rule, "resources"))
-    )
+        return f"{verbs} on {_listing(urls)}"
+    groups, resources = _strings(rule, "apiGroups")[:_LISTED], _strings(rule, "resources")
+    what = [r if g == "" else f"{r}.{g}" for g, r in product(groups, resources[:_LISTED])]
     names = _strings(rule, "resourceNames")
-    return f"{verbs} on {what or 'no resources'}" + (f" named {', '.join(names)}" if names else "")
+    return f"{verbs} on {_listing(what) or 'no resources'}" + (
+        f" named {_listing(names)}" if names else ""
+    )
 
 
 def _wildcard(rule: Mapping[str, Any]) -> bool:
@@ -91,11 +122,11 @@ def _wildcard(rule: Mapping[str, Any]) -> bool:
 def _rules(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> Iterator[Finding]:
     before = old.get("rules") if old is not None else None
     after = new.get("rules")
-    old_rules = [r for r in before if isinstance(r, dict)] if isinstance(before, list) else []
+    old_rules = (
+        [_Rule.of(r) for r in before if isinstance(r, dict)] if isinstance(before, list) else []
+    )
     for index, rule in enumerate(after if isinstance(after, list) else []):
-        if not isinstance(rule, dict):
-            continue
-        if all(any(_allows(o, atom) for o in old_rules) for atom in _atoms(rule)):
+        if not isinstance(rule, dict) or _covered(_Rule.of(rule), old_rules):
             continue
         path = f"rules[{index}]"
         if _wildcard(rule):
