@@ -8,7 +8,8 @@
 
 Each task is thin: options, settings (flag, then environment, then invoke.yaml, then default),
 one call into the ``gitopskit`` library, a summary on stderr and the result on stdout.
-Exit status: 0 success, 1 failure (``diff``: 1 means "differs" with --exit-code, 2 failure);
+Exit status: 0 success, 1 failure (``diff``: 1 means "differs" with --exit-code or "a warning
+of --fail-on", 2 failure);
 130 / 143 when interrupted by SIGINT / SIGTERM.
 """
 
@@ -85,6 +86,9 @@ def synth(
         "manifests-path": "subdirectory of the manifests tree to compare (default: the root)",
         "format": "text (coloured on a terminal), markdown (merge requests) or json",
         "exit-code": "exit 1 when any resource is added, removed, changed or moved",
+        "fail-on": "exit 1 when a warning of these codes is present: CODE[,CODE], e.g. "
+        "delete,rbac,immutable (a family such as rbac matches rbac-grows and rbac-wildcard; "
+        "codes in the README)",
         "synth": "synthesize first (--no-synth: compare the output directory as it is)",
         "outdir": "the synthesized output directory (default: dist)",
         "comment": "in a merge-request pipeline, also post the markdown diff as one note on the "
@@ -101,6 +105,7 @@ def diff(
     manifests_path: str | None = None,
     format: str = "text",
     exit_code: bool = False,
+    fail_on: str | None = None,
     synth: bool = True,
     outdir: str | None = None,
     comment: bool = False,
@@ -108,16 +113,20 @@ def diff(
 ) -> None:
     """Show what would change in the manifests repository, resource by resource.
 
-    Exit status: 0; 1 with --exit-code when anything changes; 2 on any error.
+    Exit status: 0; 1 with --exit-code when anything changes, or with --fail-on when a warning
+    of those codes is present; 2 on any error.
     """
     from gitopskit import diff as engine
     from gitopskit.against import resolve_against
     from gitopskit.git import display_url
+    from gitopskit.render import check_format
+    from gitopskit.review import parse_codes
 
     with cli.boundary(exit_code=2) as ui:
         settings = cli.settings(c, MANIFESTS_PATH=manifests_path)
         environments = cli.environments(c, env)
-        fmt = engine.check_format(format)
+        fmt = check_format(format)
+        codes = parse_codes(fail_on) if fail_on is not None else frozenset()
         target = resolve_against(settings, against, ref)
         for warning in target.warnings:
             ui.warn(warning)
@@ -135,8 +144,8 @@ def diff(
             timeout=settings.seconds("NETWORK_TIMEOUT"),
             publish_branch=settings.get("MANIFESTS_BRANCH"),
         )
-        cli.report_diff(ui, settings, results, fmt, comment=comment, against=against_label)
-    if exit_code and engine.has_changes(results):
+        failing = cli.report_diff(ui, settings, results, fmt, comment=comment, fail_on=codes)
+    if failing or (exit_code and engine.has_changes(results)):
         raise Exit(code=1)
 
 

@@ -275,7 +275,7 @@ def report_publish(ui: Progress, result: PublishResult) -> None:
     the rest on stderr."""
     if result.status == "dry-run":
         if result.diff is not None:
-            from gitopskit.diff import render_text
+            from gitopskit.render import render_text
 
             sys.stdout.write(render_text(result.diff, colour=use_colour(sys.stdout)))
         for line in result.plan or ["nothing to push or open"]:
@@ -314,21 +314,57 @@ def report_diff(
     fmt: str,
     *,
     comment: bool,
-    against: str,
-) -> None:
-    """The diff of each environment on stdout in ``fmt``, notes on stderr, and the
-    merge-request note if asked."""
-    from gitopskit.diff import render_environments, total
+    fail_on: frozenset[str] = frozenset(),
+) -> bool:
+    """The diff of each environment on stdout in ``fmt``, notes and the plan on stderr, the
+    merge-request note if asked.
+
+    Args:
+        ui: Where notes and the plan go.
+        settings: This run's settings (for the note).
+        results: Each environment's diff (the one unnamed environment's, without environments).
+        fmt: text, markdown or json.
+        comment: Also post the markdown as the merge request's note.
+        fail_on: Warning codes (or families) that fail the task (``--fail-on``).
+
+    Returns:
+        Whether a warning of ``fail_on`` is present (named on stderr).
+    """
+    from gitopskit.diff import total
+    from gitopskit.render import plan_line, render_chunks, render_environments
+    from gitopskit.review import matches
 
     combined = total(results)
+    named = len(results) > 1 or results[0][0].name is not None
     for note in combined.notes:
         ui.note(note)
-    sys.stdout.write(render_environments(results, fmt, colour=use_colour(sys.stdout)))
+    colour = use_colour(sys.stdout)
+    if named:
+        sys.stdout.write(render_environments(results, fmt, colour=colour))
+    else:
+        for chunk in render_chunks(results[0][1], fmt, colour=colour):
+            sys.stdout.write(chunk)  # as it is made: a large diff is never held twice
     sys.stdout.flush()
+    warnings = combined.warnings
     if fmt != "text":
-        ui.ok("diff", combined.summary_line())
+        ui.ok("diff", plan_line(combined, lambda text: ui.style(text, "bold")))
+        if warnings:
+            counts: dict[str, int] = {}
+            for flagged in warnings:
+                counts[flagged.warning.code] = counts.get(flagged.warning.code, 0) + 1
+            plural = "s" if len(warnings) != 1 else ""
+            listed = ", ".join(f"{n} {code}" for code, n in counts.items())
+            ui.warn(f"{len(warnings)} warning{plural} in the diff: {listed}")
     if comment:
         from gitopskit.comment import comment_diff
 
-        named = len(results) > 1 or results[0][0].name is not None
-        comment_diff(settings, results if named else results[0][1], ui, against=against)
+        comment_diff(settings, results if named else results[0][1], ui)
+    failing = [f for f in warnings if matches(f.warning.code, fail_on)]
+    if failing:
+        codes = sorted({f.warning.code for f in failing})
+        ui.error(
+            f"--fail-on {','.join(sorted(fail_on))}: {len(failing)} warning"
+            f"{'s' if len(failing) != 1 else ''} ({', '.join(codes)}), first: "
+            f"{failing[0].label}: {failing[0].warning.message}"
+        )
+    return bool(failing)

@@ -22,19 +22,14 @@ import gitlab
 
 from gitopskit import gitlab as gitlab_api
 from gitopskit.config import Settings
-from gitopskit.diff import (
-    GITLAB_NOTE_LIMIT,
-    DiffResult,
-    Results,
-    render_environments,
-    render_markdown,
-)
+from gitopskit.diff import DiffResult, Results
 from gitopskit.errors import (
     GitLabAuthenticationError,
     GitLabNotFoundError,
     GitLabPermissionError,
     GitopskitError,
 )
+from gitopskit.render import GITLAB_NOTE_LIMIT, render_environments, render_markdown
 from gitopskit.ui import Progress
 
 MARKER = "<!-- gitopskit:diff -->"
@@ -103,14 +98,10 @@ def comment_token(settings: Settings) -> tuple[str, str] | None:
     return None
 
 
-def note_body(
-    result: DiffResult | Results, environ: Mapping[str, str], *, against: str | None = None
-) -> str:
-    """The note: the marker, the markdown diff (one section per environment when given several),
-    and a footer naming the commit and pipeline."""
+def note_body(result: DiffResult | Results, environ: Mapping[str, str]) -> str:
+    """The note: the marker, the markdown diff (which names its target; one section per
+    environment when given several), and a footer naming the commit and pipeline."""
     facts = ["gitopskit"]
-    if against:
-        facts.append(f"against `{against}`")
     sha = environ.get("CI_COMMIT_SHORT_SHA") or environ.get("CI_COMMIT_SHA", "")[:8]
     if sha:
         facts.append(f"commit {sha}")
@@ -173,19 +164,14 @@ def upsert_note(
 
 
 def comment_diff(
-    settings: Settings,
-    result: DiffResult | Results,
-    progress: Progress,
-    *,
-    against: str | None = None,
+    settings: Settings, result: DiffResult | Results, progress: Progress
 ) -> CommentResult:
     """Post ``result`` as the one diff note on the pipeline's merge request, or edit it.
 
     Args:
         settings: This run's settings (GITLAB_URL, GITLAB_CA_FILE, the tokens, the environment).
-        result: The diff, or each environment's.
+        result: The diff.
         progress: Where the outcome is reported (one ok or warning line).
-        against: What was compared with, for the note's footer (no credentials).
 
     Returns:
         What was done; problems are warnings, never exceptions.
@@ -212,7 +198,7 @@ def comment_diff(
             progress,
             "--comment: the comment was skipped: GITLAB_URL is not set (nor CI_SERVER_URL)",
         )
-    body = note_body(result, environ, against=against)
+    body = note_body(result, environ)
     try:
         gl = gitlab_api.connect(
             gitlab_url,

@@ -3,23 +3,22 @@
 A library first: ``invoke diff``, ``invoke publish`` and the merge-request comment call it.
 :mod:`gitopskit.tree` reads both trees (and decides which files of a manifests tree gitopskit
 owns), :func:`compare` matches them by identity (API group, kind, namespace, name: files are only
-containers), and the renderers turn the result into text, markdown or JSON.
+containers), :mod:`gitopskit.review` tells what each change means (fields, warnings, images), and
+:mod:`gitopskit.render` turns the result into text, markdown or JSON.
 
 Objects are compared as loaded with YAML 1.1 semantics (see :mod:`gitopskit.manifests`), as
-canonical JSON text, so whitespace, key order and quoting never count as changes. YAML is
-rendered only for resources that differ, with sorted keys, and never written back to a user's
-file. Secret ``data`` and ``stringData`` values never reach any output: only key names, and
-whether each was added, removed or changed.
+canonical JSON text, so whitespace, key order and quoting never count as changes. An object is
+decoded again only when it differs; YAML is rendered only for those, with sorted keys, and never
+written back to a user's file. Secret ``data`` and ``stringData`` values never reach any output:
+only key names, and whether each was added, removed or changed.
 """
 
 from __future__ import annotations
 
 import difflib
-import html
-import json
 import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -29,6 +28,15 @@ import yaml
 from gitopskit import git
 from gitopskit.environments import UNNAMED, Environment
 from gitopskit.errors import ConfigError
+from gitopskit.review import (
+    LAST_APPLIED,
+    MASK,
+    FieldChange,
+    ImageChange,
+    ReviewWarning,
+    plain_secret_warning,
+    review,
+)
 from gitopskit.tree import (
     DirectoryReader,
     GitReader,
@@ -36,21 +44,54 @@ from gitopskit.tree import (
     Resource,
     Tree,
     canonical,
+    is_plain_secret,
     is_secret,
     load_output,
     load_owned,
+    subdir_path,
 )
 
-GITLAB_NOTE_LIMIT = 1_000_000
-MASK = "***"
-
 Change = Literal["added", "removed", "changed", "moved", "unchanged"]
-CHANGES: tuple[Change, ...] = ("added", "removed", "changed", "moved", "unchanged")
-Format = Literal["text", "markdown", "json"]
-FORMATS: tuple[Format, ...] = ("text", "markdown", "json")
+#: The plan's order, everywhere: what Flux deletes first, then changes, additions, the rest.
+CHANGES: tuple[Change, ...] = ("removed", "changed", "added", "moved", "unchanged")
+#: How the plan line words each count.
+PLAN_WORDS: dict[str, str] = {
+    "removed": "to delete",
+    "changed": "to change",
+    "added": "to add",
+    "moved": "moved",
+    "unchanged": "unchanged",
+}
+PRUNE_NOTE = "(Flux prunes them)"
 
 
 # --- comparing --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    """What the new manifests are compared with, as the plan names it.
+
+    Attributes:
+        repository: The manifests project, git URL (no credentials) or directory.
+        branch: Its branch (None: a directory, or a repository with no commits yet).
+        path: ``MANIFESTS_PATH`` inside it ('' for the root).
+        environment: The environment, when there are environments.
+    """
+
+    repository: str
+    branch: str | None = None
+    path: str = ""
+    environment: str | None = None
+
+    def to_json(self) -> dict[str, str | None]:
+        """``{repository, branch, path, environment}``."""
+        return {
+            "repository": self.repository,
+            "branch": self.branch,
+            "path": self.path,
+            "environment": self.environment,
+        }
 
 
 @dataclass(frozen=True)
@@ -63,7 +104,13 @@ class ResourceChange:
         api_version: The new object's ``apiVersion`` (the old one's when removed).
         file: Its file in the new tree (the old tree's when removed).
         from_file: Its file in the old tree, when it moved (also for a changed resource).
-        diff: A unified diff of its YAML, Secret values masked; empty when unchanged or moved.
+        diff: A unified diff of its YAML, Secret values masked, without file headers and with
+            every hunk labelled ``@@ Kind namespace/name @@``; empty when unchanged or moved.
+        fields: The fields that change (changed resources only), Secret values masked.
+        warnings: What a reviewer should not miss about it.
+        images: Its containers whose image changes.
+        lines_added: ``+`` lines of :attr:`diff`.
+        lines_removed: ``-`` lines of :attr:`diff`.
     """
 
     change: Change
@@ -72,9 +119,20 @@ class ResourceChange:
     file: str
     from_file: str | None = None
     diff: str = ""
+    fields: tuple[FieldChange, ...] = ()
+    warnings: tuple[ReviewWarning, ...] = ()
+    images: tuple[ImageChange, ...] = ()
+    lines_added: int = 0
+    lines_removed: int = 0
+
+    @property
+    def label(self) -> str:
+        """``Deployment shop/api``, ``Namespace shop``."""
+        return object_label(self.identity)
 
     def to_json(self) -> dict[str, Any]:
-        """The JSON form: change, apiVersion, kind, namespace, name, file, [from_file], diff."""
+        """The JSON form: change, apiVersion, kind, namespace, name, file, [from_file], fields,
+        warnings, diff."""
         out: dict[str, Any] = {
             "change": self.change,
             "apiVersion": self.api_version,
@@ -85,8 +143,37 @@ class ResourceChange:
         }
         if self.from_file is not None:
             out["from_file"] = self.from_file
+        out["fields"] = [f.to_json() for f in self.fields]
+        out["warnings"] = [w.to_json() for w in self.warnings]
         out["diff"] = self.diff
         return out
+
+
+@dataclass(frozen=True)
+class Flagged:
+    """A warning with the object it is about.
+
+    Attributes:
+        label: ``Deployment shop/api``.
+        identity: The object's identity (None: a Secret with no name).
+        warning: The warning.
+    """
+
+    label: str
+    identity: Identity | None
+    warning: ReviewWarning
+
+    def to_json(self) -> dict[str, Any]:
+        """``{code, kind, namespace, name, path, message}``."""
+        ident = self.identity
+        return {
+            "code": self.warning.code,
+            "kind": ident.kind if ident else self.label.split(" ", 1)[0],
+            "namespace": (ident.namespace or None) if ident else None,
+            "name": ident.name if ident else None,
+            "path": self.warning.path,
+            "message": self.warning.message,
+        }
 
 
 @dataclass
@@ -94,16 +181,21 @@ class DiffResult:
     """What changes between two trees.
 
     Attributes:
-        summary: How many resources are added, removed, changed, unchanged, moved.
+        summary: How many resources are removed, changed, added, moved, unchanged (that order).
         resources: Every resource that is not unchanged, in identity order.
         notes: The trees' notes, for stderr.
         broken: Files of the old tree that are not valid YAML (publish replaces them).
+        target: What was compared with, when known.
+        extra_warnings: Warnings about objects that are not in :attr:`resources` (an unchanged
+            Secret carrying plain values).
     """
 
     summary: dict[str, int]
     resources: list[ResourceChange]
     notes: list[str] = field(default_factory=list)
     broken: list[str] = field(default_factory=list)
+    target: Target | None = None
+    extra_warnings: list[Flagged] = field(default_factory=list)
 
     @property
     def has_changes(self) -> bool:
@@ -111,10 +203,56 @@ class DiffResult:
         return bool(self.resources)
 
     def summary_line(self) -> str:
-        """``1 added, 0 removed, 2 changed, 0 moved, 10 unchanged``."""
-        return ", ".join(
-            f"{self.summary[k]} {k}" for k in ("added", "removed", "changed", "moved", "unchanged")
-        )
+        """The plan line: ``2 to delete (Flux prunes them), 1 to change, 0 to add, 0 moved,
+        10 unchanged``."""
+        return ", ".join(text for _, text in plan_parts(self.summary))
+
+    def in_review_order(self) -> list[ResourceChange]:
+        """Deletions, changes with warnings, other changes, additions, then moved-only ones."""
+        rank = {"removed": 0, "changed": 2, "added": 3, "moved": 4}
+
+        def key(change: ResourceChange) -> int:
+            return rank[change.change] - (
+                1 if change.change == "changed" and change.warnings else 0
+            )
+
+        return sorted(self.resources, key=key)
+
+    @property
+    def warnings(self) -> list[Flagged]:
+        """Every warning, in review order, each with its object."""
+        found = [
+            Flagged(change.label, change.identity, warning)
+            for change in self.in_review_order()
+            for warning in change.warnings
+        ]
+        return found + self.extra_warnings
+
+    @property
+    def images(self) -> list[tuple[ResourceChange, ImageChange]]:
+        """Every container image that changes, in review order, with its object."""
+        return [(c, image) for c in self.in_review_order() for image in c.images]
+
+
+def object_label(ident: Identity) -> str:
+    """An object as titles and warnings name it: ``Deployment shop/api``, ``Namespace shop``."""
+    return (
+        f"{ident.kind} {ident.namespace}/{ident.name}"
+        if ident.namespace
+        else (f"{ident.kind} {ident.name}")
+    )
+
+
+def plan_parts(summary: Mapping[str, int]) -> list[tuple[bool, str]]:
+    """The plan line's parts in order, each with whether it must stand out (deletions)."""
+    parts = []
+    for key in CHANGES:
+        count = summary.get(key, 0)
+        text = f"{count} {PLAN_WORDS[key]}"
+        if key == "removed" and count:
+            text += f" {PRUNE_NOTE}"
+        parts.append((key == "removed" and count > 0, text))
+    return parts
 
 
 def same_object(a: Any, b: Any) -> bool:
@@ -148,9 +286,6 @@ def to_yaml(obj: Any) -> str:
     )
 
 
-_LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
-
-
 def _masked_values(values: Any, other: Any, marker: str) -> Any:
     if not isinstance(values, dict):
         return MASK if values is not None else None
@@ -182,52 +317,114 @@ def mask_secret(obj: dict[str, Any], other: dict[str, Any] | None, marker: str) 
             masked[section] = _masked_values(obj[section], theirs, marker)
     metadata = obj.get("metadata")
     annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
-    if (
-        isinstance(metadata, dict)
-        and isinstance(annotations, dict)
-        and _LAST_APPLIED in annotations
-    ):
-        masked["metadata"] = {**metadata, "annotations": {**annotations, _LAST_APPLIED: MASK}}
+    if isinstance(metadata, dict) and isinstance(annotations, dict) and LAST_APPLIED in annotations:
+        masked["metadata"] = {**metadata, "annotations": {**annotations, LAST_APPLIED: MASK}}
     return masked
 
 
-def unified(old: Resource | None, new: Resource | None) -> str:
-    """A unified diff of one resource's YAML (keys sorted, Secret values masked).
+def unified(
+    identity: Identity, old: dict[str, Any] | None, new: dict[str, Any] | None, label: str = ""
+) -> tuple[str, int, int]:
+    """A unified diff of one object's YAML (keys sorted, Secret values masked).
+
+    No ``---``/``+++`` file headers (the object, not a file, is what changes); every hunk is
+    labelled ``@@ <label> @@`` instead of line numbers in a YAML rendering nobody sees.
 
     Args:
-        old: The resource before (None when added).
-        new: The resource after (None when removed).
+        identity: The object's identity.
+        old: The object before (None when added).
+        new: The object after (None when removed).
+        label: Names the object in hunk headers (default: the identity).
+
+    Returns:
+        The diff, and how many lines it adds and removes.
     """
-    old_data = old.data if old else None
-    new_data = new.data if new else None
-    either = new or old
-    if either is not None and is_secret(either.identity):
-        masked_old = mask_secret(old_data, new_data, "before") if old_data is not None else None
-        masked_new = mask_secret(new_data, old_data, "after") if new_data is not None else None
-        old_data, new_data = masked_old, masked_new
-    before = to_yaml(old_data).splitlines(keepends=True) if old_data is not None else []
-    after = to_yaml(new_data).splitlines(keepends=True) if new_data is not None else []
-    lines = difflib.unified_diff(
-        before,
-        after,
-        fromfile=f"a/{old.file}" if old else "/dev/null",
-        tofile=f"b/{new.file}" if new else "/dev/null",
-        n=3,
+    if is_secret(identity):
+        masked_old = mask_secret(old, new, "before") if old is not None else None
+        masked_new = mask_secret(new, old, "after") if new is not None else None
+        old, new = masked_old, masked_new
+    before = to_yaml(old).splitlines(keepends=True) if old is not None else []
+    after = to_yaml(new).splitlines(keepends=True) if new is not None else []
+    hunk = f"@@ {label or identity} @@\n"
+    out: list[str] = []
+    added = removed = 0
+    lines: Iterator[str] = difflib.unified_diff(before, after, n=3)
+    for number, line in enumerate(lines):
+        if number < 2:  # the ---/+++ headers
+            continue
+        first = line[:1]
+        if first == "@":
+            out.append(hunk)
+            continue
+        if first == "+":
+            added += 1
+        elif first == "-":
+            removed += 1
+        out.append(line if line.endswith("\n") else line + "\n")
+    return "".join(out), added, removed
+
+
+def _change(
+    change: Change,
+    ident: Identity,
+    before: Resource | None,
+    after: Resource | None,
+) -> ResourceChange:
+    """A resource that differs, decoded once for its diff and its review."""
+    old = before.data if before is not None else None
+    new = after.data if after is not None else None
+    either = after if after is not None else before
+    assert either is not None
+    moved_from = before.file if before and after and before.file != after.file else None
+    text, added, removed = unified(ident, old, new, object_label(ident))
+    found = review(ident, old, new)
+    return ResourceChange(
+        change,
+        ident,
+        either.api_version,
+        either.file,
+        moved_from,
+        text,
+        found.fields,
+        found.warnings,
+        found.images,
+        added,
+        removed,
     )
-    return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
 
 
-def compare(old: Tree, new: Tree, *, unchanged: int = 0) -> DiffResult:
+def _plain_secrets(new: Tree, reported: set[Identity]) -> list[Flagged]:
+    """Warnings for the new tree's plain Secrets that are not among the reported resources."""
+    if not new.plain_secrets:
+        return []
+    found = []
+    for ident, resource in sorted(new.resources.items()):
+        if is_secret(ident) and ident not in reported and is_plain_secret(resource.data):
+            found.append(Flagged(object_label(ident), ident, plain_secret_warning()))
+    for where in new.plain_secrets:
+        if where.startswith("<no name>") or "/<no name> " in where:
+            found.append(Flagged(f"Secret {where}", None, plain_secret_warning()))
+    return found
+
+
+def compare(
+    old: Tree, new: Tree, *, unchanged: int = 0, target: Target | None = None
+) -> DiffResult:
     """Match two trees by identity and tell what happens to each resource.
+
+    Objects whose canonical text is equal are never decoded; the others are decoded once for
+    their diff and their review (:func:`gitopskit.review.review`).
 
     Args:
         old: What is there now (the manifests repository).
         new: What would be there (the synthesized output).
         unchanged: Objects known to be unchanged without being in either tree (publish leaves
             files identical on both sides out).
+        target: What ``old`` is, for the plan.
 
     Returns:
-        The counts, every resource that is not unchanged (with its diff), and both trees' notes.
+        The counts, every resource that is not unchanged (with its diff and review), the
+        warnings about the others, and both trees' notes.
     """
     counts: Counter[str] = Counter({change: 0 for change in CHANGES})
     counts["unchanged"] += unchanged
@@ -235,30 +432,24 @@ def compare(old: Tree, new: Tree, *, unchanged: int = 0) -> DiffResult:
     for ident in sorted(old.resources.keys() | new.resources.keys()):
         before = old.resources.get(ident)
         after = new.resources.get(ident)
-        if before is None and after is not None:
-            change = ResourceChange(
-                "added", ident, after.api_version, after.file, diff=unified(None, after)
-            )
-        elif after is None and before is not None:
-            change = ResourceChange(
-                "removed", ident, before.api_version, before.file, diff=unified(before, None)
-            )
+        if before is None:
+            change = _change("added", ident, None, after)
+        elif after is None:
+            change = _change("removed", ident, before, None)
+        elif before.text != after.text:
+            change = _change("changed", ident, before, after)
+        elif before.file != after.file:
+            change = ResourceChange("moved", ident, after.api_version, after.file, before.file)
         else:
-            assert before is not None and after is not None
-            moved_from = before.file if before.file != after.file else None
-            text = "" if before.text == after.text else unified(before, after)
-            if text:
-                kind: Change = "changed"
-            else:
-                kind = "moved" if moved_from else "unchanged"
-            if kind == "unchanged":
-                counts["unchanged"] += 1
-                continue
-            change = ResourceChange(kind, ident, after.api_version, after.file, moved_from, text)
+            counts["unchanged"] += 1
+            continue
         counts[change.change] += 1
         changes.append(change)
-    summary = {k: counts[k] for k in ("added", "removed", "changed", "unchanged", "moved")}
-    return DiffResult(summary, changes, [*old.notes, *new.notes])
+    summary: dict[str, int] = {k: counts[k] for k in CHANGES}
+    extra = _plain_secrets(new, {c.identity for c in changes if c.change != "moved"})
+    return DiffResult(
+        summary, changes, [*old.notes, *new.notes], target=target, extra_warnings=extra
+    )
 
 
 @dataclass(frozen=True)
@@ -298,7 +489,7 @@ def diff_environments(
     env: Mapping[str, str] | None = None,
     timeout: float = git.DEFAULT_TIMEOUT,
     publish_branch: str | None = None,
-) -> list[tuple[Environment, DiffResult]]:
+) -> Results:
     """Compare each environment's output with the files gitopskit owns at its path in a
     manifests tree, wherever it is; a git tree is fetched once for all of them.
 
@@ -339,11 +530,11 @@ def diff_environments(
         )
     news = [load_output(slot.new_root).tree for slot in slots]
     if kind is git.SourceKind.DIRECTORY:
+        shown = against.rstrip("/") or against
         directory = Path(against).expanduser()
-        label = against.rstrip("/") or against
-        readers = [DirectoryReader(directory, slot.subdir, label=label) for slot in slots]
+        readers = [DirectoryReader(directory, slot.subdir, label=shown) for slot in slots]
         olds = [load_owned(reader, tolerate_broken=True)[0] for reader in readers]
-        return _compared(slots, olds, news)
+        return _compared(slots, olds, news, shown, None)
     environment = env if env is not None else git.git_environment(timeout=timeout)
     with git.temporary_repo(against, environment, timeout) as repo:
         refs = repo.remote_refs()
@@ -355,7 +546,7 @@ def diff_environments(
             empty.notes.append(
                 f"{label} has no commits yet: compared with an empty tree, so everything is added"
             )
-            return _compared(slots, [empty] * len(slots), news)
+            return _compared(slots, [empty] * len(slots), news, label, None)
         commit = repo.fetch(branch)[branch]
         olds = [
             load_owned(
@@ -364,163 +555,25 @@ def diff_environments(
             )[0]
             for slot in slots
         ]
-    return _compared(slots, olds, news)
+    return _compared(slots, olds, news, label, branch)
 
 
 def _compared(
-    slots: list[Slot], olds: list[Tree], news: list[Tree]
-) -> list[tuple[Environment, DiffResult]]:
+    slots: list[Slot], olds: list[Tree], news: list[Tree], repository: str, branch: str | None
+) -> Results:
     return [
-        (slot.environment, compare(old, new))
+        (
+            slot.environment,
+            compare(
+                old,
+                new,
+                target=Target(
+                    repository, branch, subdir_path(slot.subdir), slot.environment.name
+                ),
+            ),
+        )
         for slot, old, new in zip(slots, olds, news, strict=True)
     ]
-
-
-def check_format(fmt: str) -> Format:
-    """``fmt`` if it is text, markdown or json.
-
-    Raises:
-        ConfigError: Any other format.
-    """
-    for known in FORMATS:
-        if fmt == known:
-            return known
-    raise ConfigError(f"unknown format {fmt!r}", hint=f"use one of: {', '.join(FORMATS)}")
-
-
-# --- rendering --------------------------------------------------------------------------------
-
-_SIGN = {"added": "+", "removed": "-", "changed": "~", "moved": ">", "unchanged": " "}
-_ANSI = {"+": "32", "-": "31", "@": "36", "header": "1"}
-
-
-def _title(change: ResourceChange) -> str:
-    ident = change.identity
-    name = f"{ident.namespace}/{ident.name}" if ident.namespace else ident.name
-    where = f"{change.from_file} → {change.file}" if change.from_file else change.file
-    return f"{change.change} {change.api_version} {ident.kind} {name} ({where})"
-
-
-def render_text(result: DiffResult, colour: bool = False) -> str:
-    """Plain or ANSI-coloured text: one header and unified diff per resource, then the counts."""
-
-    def paint(text: str, code: str) -> str:
-        return f"\033[{code}m{text}\033[0m" if colour else text
-
-    out: list[str] = []
-    for change in result.resources:
-        out.append(paint(f"{_SIGN[change.change]} {_title(change)}", _ANSI["header"]) + "\n")
-        for line in change.diff.splitlines():
-            if line.startswith(("+++", "---")):
-                out.append(paint(line, _ANSI["header"]) + "\n")
-            elif line[:1] in ("+", "-", "@"):
-                out.append(paint(line, _ANSI[line[0]]) + "\n")
-            else:
-                out.append(line + "\n")
-        out.append("\n")
-    out.append(("no changes: " if not result.has_changes else "") + result.summary_line() + "\n")
-    return "".join(out)
-
-
-def render_json(result: DiffResult) -> str:
-    """One JSON document: ``{"summary": {...}, "resources": [...]}``."""
-    document = {
-        "summary": result.summary,
-        "resources": [change.to_json() for change in result.resources],
-    }
-    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
-
-
-def _fence(text: str) -> str:
-    longest = max((len(m) for m in re.findall(r"`{3,}", text)), default=2)
-    return "`" * (longest + 1)
-
-
-def _section(change: ResourceChange, diff: str, note: str = "") -> str:
-    title = html.escape(_title(change))
-    if not change.diff:
-        return f"<details><summary>{title}</summary>\n\nOnly the file changed.\n\n</details>\n\n"
-    fence = _fence(diff)
-    return (
-        f"<details><summary>{title}</summary>\n\n{fence}diff\n{diff}{fence}\n{note}\n</details>\n\n"
-    )
-
-
-def _cut(diff: str, size: int) -> tuple[str, str]:
-    """The first ``size`` characters of a diff, at a line end, and a note on what was left."""
-    kept = diff[:size]
-    kept = kept[: kept.rfind("\n") + 1]
-    total = diff.count("\n")
-    shown = kept.count("\n")
-    return kept, f"\n**Truncated**: {shown} of {total} lines shown.\n"
-
-
-def render_markdown(
-    result: DiffResult, limit: int = GITLAB_NOTE_LIMIT, *, heading: str = "### Manifest diff"
-) -> str:
-    """Markdown for a merge request: a table of counts, one collapsible section per resource.
-
-    Kept under ``limit`` characters (GitLab's note limit) by cutting the longest diffs first,
-    each with a visible note, and as a last resort leaving resources out, saying how many.
-    """
-    rows = "| " + " | ".join(k for k in result.summary) + " |\n"
-    rows += "|" + "---:|" * len(result.summary) + "\n"
-    rows += "| " + " | ".join(str(v) for v in result.summary.values()) + " |\n"
-    head = f"{heading}\n\n{rows}\n"
-    if not result.has_changes:
-        return head + "No changes.\n"
-    full = [_section(c, c.diff) for c in result.resources]
-    if len(head) + sum(len(s) for s in full) <= limit:
-        return head + "".join(full)
-
-    warning = (
-        "> **Note**: this diff is longer than the comment limit; the longest resource diffs are "
-        "truncated and marked.\n\n"
-    )
-    overhead = [len(s) - len(c.diff) + 80 for s, c in zip(full, result.resources, strict=True)]
-    budget = limit - len(head) - len(warning) - 200
-    # The largest per-diff size cap that fits: binary search over 0..longest.
-    low, high = 0, max(len(c.diff) for c in result.resources)
-    while low < high:
-        mid = (low + high + 1) // 2
-        need = sum(
-            o + min(len(c.diff), mid) for o, c in zip(overhead, result.resources, strict=True)
-        )
-        if need <= budget:
-            low = mid
-        else:
-            high = mid - 1
-    sections: list[str] = []
-    used = len(head) + len(warning)
-    for index, change in enumerate(result.resources):
-        if len(change.diff) > low:
-            kept, note = _cut(change.diff, low)
-            section = _section(change, kept, note)
-        else:
-            section = full[index]
-        left = len(result.resources) - index
-        tail = f"\n**{left} more resources not shown** (the comment limit).\n"
-        if used + len(section) + len(tail) + 100 > limit:
-            sections.append(tail)
-            break
-        sections.append(section)
-        used += len(section)
-    return head + warning + "".join(sections)
-
-
-def render(result: DiffResult, fmt: str, *, colour: bool = False) -> str:
-    """Render in ``fmt`` (text, markdown, json).
-
-    Raises:
-        ConfigError: An unknown format.
-    """
-    if fmt == "text":
-        return render_text(result, colour)
-    if fmt == "markdown":
-        return render_markdown(result)
-    if check_format(fmt) == "json":
-        return render_json(result)
-    raise AssertionError(fmt)  # pragma: no cover
 
 
 # --- several environments ---------------------------------------------------------------------
@@ -534,57 +587,16 @@ def has_changes(results: Results) -> bool:
 
 
 def total(results: Results) -> DiffResult:
-    """One result holding every environment's resources and notes, counts added up."""
+    """One result holding every environment's resources, warnings and notes, counts added up
+    (the target: the first one's repository and branch)."""
     summary = {k: sum(r.summary[k] for _, r in results) for k in results[0][1].summary}
+    first = results[0][1].target
+    target = Target(first.repository, first.branch) if first is not None else None
     return DiffResult(
         summary,
         [change for _, r in results for change in r.resources],
         [note for _, r in results for note in r.notes],
         [file for _, r in results for file in r.broken],
+        target,
+        [flagged for _, r in results for flagged in r.extra_warnings],
     )
-
-
-def render_environments(
-    results: Results, fmt: str, *, colour: bool = False, limit: int = GITLAB_NOTE_LIMIT
-) -> str:
-    """Render the results of several environments: text, one headed block each; markdown, one
-    section each with its own counts table; JSON, one document whose ``summary`` is the total,
-    ``environments`` each one's summary, and every resource names its ``environment``.
-
-    The one unnamed environment of a project without environments renders exactly as
-    :func:`render` does.
-
-    Raises:
-        ConfigError: An unknown format.
-    """
-    check_format(fmt)
-    if len(results) == 1 and results[0][0].name is None:
-        result = results[0][1]
-        if fmt == "markdown":
-            return render_markdown(result, limit)
-        return render(result, fmt, colour=colour)
-    if fmt == "json":
-        document: dict[str, Any] = {
-            "summary": total(results).summary,
-            "environments": {env.label: r.summary for env, r in results},
-            "resources": [
-                {"environment": env.label, **change.to_json()}
-                for env, r in results
-                for change in r.resources
-            ],
-        }
-        return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
-    if fmt == "markdown":
-        share = max(1000, (limit - 200) // len(results))
-        sections = [
-            render_markdown(r, share, heading=f"#### Environment `{env.label}` (`{env.path}`)")
-            for env, r in results
-        ]
-        head = f"### Manifest diff: {len(results)} environments\n\n"
-        return head + "\n".join(sections)
-    blocks = []
-    for env, result in results:
-        title = f"=== environment {env.label} ({env.path}) ==="
-        blocks.append((f"\033[1m{title}\033[0m" if colour else title) + "\n")
-        blocks.append(render_text(result, colour))
-    return "\n".join(blocks)

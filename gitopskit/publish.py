@@ -25,7 +25,7 @@ from gitopskit import interrupts
 from gitopskit._run import run as run_program
 from gitopskit.against import plain_http_warning, refuse_embedded_credentials
 from gitopskit.config import Settings
-from gitopskit.diff import DiffResult, Results, compare, render_environments, total
+from gitopskit.diff import DiffResult, Results, Target, compare, total
 from gitopskit.environments import UNNAMED, Environment
 from gitopskit.errors import ConfigError, GitError, GitLabError, ManifestError
 from gitopskit.git import (
@@ -37,6 +37,7 @@ from gitopskit.git import (
     resolve_branch,
     same_origin,
 )
+from gitopskit.render import render_environments, render_markdown
 from gitopskit.tree import (
     INDEX_FILE,
     GitReader,
@@ -624,7 +625,7 @@ class Publisher:
         if target.sha is not None and new_tree == repo.tree_of(target.sha):
             return self._up_to_date(repo, result, target)
 
-        results = [(side.loaded.slot.environment, self._diff(side)) for side in sides]
+        results = [(side.loaded.slot.environment, self._diff(side, target)) for side in sides]
         for env, diff in results:
             for note in diff.notes:
                 self.ui.note(note)
@@ -758,7 +759,7 @@ class Publisher:
             owned.files += taken
             self.ui.note(f"adopting {', '.join(taken)}")
 
-    def _diff(self, side: _Side) -> DiffResult:
+    def _diff(self, side: _Side, target: _Target) -> DiffResult:
         """The diff engine on one environment's owned files, parsing only the owned files whose
         bytes differ: a file identical on both sides holds the same objects, unchanged and
         unmoved. An owned file that is not valid YAML is replaced, with a note."""
@@ -783,7 +784,11 @@ class Publisher:
             notes=list(new.notes),
         )
         unchanged = new.object_count - len(changed_part.resources)
-        result = compare(old, changed_part, unchanged=unchanged)
+        destination = self.destination
+        repository = destination.project or display_url(destination.git_url or "")
+        env = side.loaded.slot.environment
+        shown = Target(repository, target.name, path, env.name)
+        result = compare(old, changed_part, unchanged=unchanged, target=shown)
         result.broken = list(old.broken)
         return result
 
@@ -861,6 +866,8 @@ class Publisher:
         if notes:
             head += "".join(f"> **Note**: {n}\n>\n" for n in notes).rstrip(">\n") + "\n\n"
         limit = GITLAB_DESCRIPTION_LIMIT - len(head) - len(tail)
+        if len(results) == 1 and results[0][0].name is None:
+            return head + render_markdown(results[0][1], limit=limit) + tail
         return head + render_environments(results, "markdown", limit=limit) + tail
 
     def _message(self) -> str:

@@ -13,7 +13,7 @@ import pytest
 from gitopskit import comment
 from gitopskit.comment import MARKER, CommentResult, comment_diff, merge_request_from_env
 from gitopskit.config import Settings
-from gitopskit.diff import DiffResult, ResourceChange
+from gitopskit.diff import DiffResult, ResourceChange, Target
 from gitopskit.tree import Identity
 from gitopskit.ui import Progress
 from tests.conftest import invoke_clean, task_project
@@ -71,8 +71,11 @@ def ci_env(gitlab: FakeGitLab, project: FakeProject, **extra: str) -> dict[str, 
     }
 
 
+TARGET = Target("ops/k8s-manifests", "main")
+
+
 def change(replicas: int) -> DiffResult:
-    diff = f"--- a\n+++ b\n@@ -1 +1 @@\n-  replicas: 1\n+  replicas: {replicas}\n"
+    diff = f"@@ Deployment shop/web @@\n-  replicas: 1\n+  replicas: {replicas}\n"
     resource = ResourceChange(
         "changed",
         Identity(namespace="shop", kind="Deployment", name="web", group="apps"),
@@ -80,20 +83,21 @@ def change(replicas: int) -> DiffResult:
         "web.yaml",
         None,
         diff,
+        lines_added=1,
+        lines_removed=1,
     )
-    summary = {"added": 0, "removed": 0, "changed": 1, "moved": 0, "unchanged": 3}
-    return DiffResult(summary, [resource])
+    summary = {"removed": 0, "changed": 1, "added": 0, "moved": 0, "unchanged": 3}
+    return DiffResult(summary, [resource], target=TARGET)
 
 
 def no_change() -> DiffResult:
-    return DiffResult({"added": 0, "removed": 0, "changed": 0, "moved": 0, "unchanged": 4}, [])
+    summary = {"removed": 0, "changed": 0, "added": 0, "moved": 0, "unchanged": 4}
+    return DiffResult(summary, [], target=TARGET)
 
 
 def run(result: DiffResult, environ: dict[str, str]) -> tuple[CommentResult, str]:
     stream = io.StringIO()
-    outcome = comment_diff(
-        Settings(environ=environ), result, Progress(stream, colour=False), against="manifests main"
-    )
+    outcome = comment_diff(Settings(environ=environ), result, Progress(stream, colour=False))
     return outcome, stream.getvalue()
 
 
@@ -110,7 +114,11 @@ def test_first_pipeline_posts_then_later_ones_edit_the_same_note(
     assert f"{app.web_url}/-/merge_requests/1#note_{first.note_id}" in log
     notes = marked(app)
     assert len(notes) == 1 and "replicas: 2" in str(notes[0]["body"])
-    assert "commit abc12345" in str(notes[0]["body"])
+    body = str(notes[0]["body"])
+    assert body.startswith(f"{MARKER}\n### Manifest diff\n\n0 to delete, 1 to change, 0 to add, ")
+    assert "Target: `ops/k8s-manifests`, branch `main`" in body
+    assert "<summary>change Deployment shop/web (+1 \u22121)</summary>" in body
+    assert "commit abc12345" in body
 
     second, log = run(change(3), {**env, "CI_COMMIT_SHORT_SHA": "def67890"})
     assert second.status == "updated" and second.note_id == first.note_id, log
@@ -248,7 +256,8 @@ def test_invoke_diff_comment_posts_then_edits(
     assert "+  replicas: 2" in first.stdout  # the diff is in the job log
     assert "posted the diff note" in first.stderr
     (note,) = marked(app)
-    assert "against `../manifests`" in str(note["body"])
+    assert "Target: `../manifests`" in str(note["body"])
+    assert "0 to delete, 1 to change, 0 to add, 0 moved, 0 unchanged" in str(note["body"])
     shutil.copy(chart_project / "dist" / "web.k8s.yaml", chart_project.parent / "manifests")
     second = invoke_diff(chart_project, env, "--comment", "--exit-code")
     assert second.returncode == 0, second.stderr

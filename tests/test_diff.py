@@ -1,4 +1,4 @@
-"""The diff engine and its renderers."""
+"""The diff engine: reading, matching, masking, the unified diff of each object."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gitopskit import diff, tree
+from gitopskit import diff, render, tree
 from gitopskit.against import resolve_against
 from gitopskit.config import Settings
 from gitopskit.errors import ConfigError, ManifestError
@@ -95,13 +95,20 @@ def test_every_change_type(tmp_path: Path) -> None:
         "mover": "moved",
     }
     assert result.summary == {"added": 1, "removed": 1, "changed": 1, "unchanged": 1, "moved": 1}
+    assert list(result.summary) == ["removed", "changed", "added", "moved", "unchanged"]
+    assert result.summary_line() == (
+        "1 to delete (Flux prunes them), 1 to change, 1 to add, 1 moved, 1 unchanged"
+    )
     assert result.has_changes
     by_name = {r.identity.name: r for r in result.resources}
     assert "-  replicas: 1\n+  replicas: 3\n" in by_name["web"].diff
+    assert by_name["web"].diff.startswith("@@ Deployment shop/web @@\n")  # no ---/+++ headers
+    assert (by_name["web"].lines_added, by_name["web"].lines_removed) == (1, 1)
+    assert [(f.path, f.before, f.after) for f in by_name["web"].fields] == [("spec.replicas", 1, 3)]
     assert by_name["mover"].from_file == "b.yaml" and by_name["mover"].file == "moved/b.yaml"
     assert all(line.startswith(("+", "@")) for line in by_name["fresh"].diff.splitlines()[1:])
     assert "-kind: ConfigMap" in by_name["gone"].diff
-    document = json.loads(diff.render_json(result))
+    document = json.loads(render.render_json(result))
     assert document["summary"]["moved"] == 1
     moved = next(r for r in document["resources"] if r["change"] == "moved")
     assert moved["from_file"] == "b.yaml" and moved["file"] == "moved/b.yaml"
@@ -112,6 +119,8 @@ def test_every_change_type(tmp_path: Path) -> None:
         "namespace",
         "name",
         "file",
+        "fields",
+        "warnings",
         "diff",
     }
 
@@ -128,7 +137,7 @@ def test_reordered_and_requoted_file_is_unchanged(tmp_path: Path) -> None:
     result = run(tmp_path, {"a.yaml": DEPLOYMENT.format(replicas=1)}, {"a.yaml": new})
     assert result.resources == [] and result.summary["unchanged"] == 1
     assert not result.has_changes
-    assert "no changes" in diff.render_text(result)
+    assert "no changes" in render.render_text(result)
 
 
 def test_yaml_1_1_semantics(tmp_path: Path) -> None:
@@ -185,11 +194,11 @@ def test_secret_values_never_appear_in_any_format(tmp_path: Path) -> None:
     assert "-  dropped: '***'\n" in creds and "+  new: '***'\n" in creds
     assert "+  token: '***'\n" in creds and "  kept: '***'\n" in creds
     outputs = [
-        diff.render_text(result, colour=False),
-        diff.render_text(result, colour=True),
-        diff.render_markdown(result),
-        diff.render_markdown(result, limit=600),
-        diff.render_json(result),
+        render.render_text(result, colour=False),
+        render.render_text(result, colour=True),
+        render.render_markdown(result),
+        render.render_markdown(result, limit=600),
+        render.render_json(result),
     ]
     for output in outputs:
         for value in SECRET_VALUES:
@@ -269,48 +278,12 @@ def test_missing_subdir_is_an_empty_tree(tmp_path: Path) -> None:
     assert manifests_tree(tmp_path, subdir="clusters/prod").resources == {}
 
 
-def test_markdown_truncates_longest_diffs_under_the_limit(tmp_path: Path) -> None:
-    big = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: big}\ndata:\n" + "".join(
-        f"  key{i}: value-{i}\n" for i in range(400)
-    )
-    small = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: small}\ndata: {a: b}\n"
-    result = run(tmp_path, {}, {"big.yaml": big, "small.yaml": small})
-    full = diff.render_markdown(result)
-    assert "Truncated" not in full
-    assert full.count("<details>") == 2
-    limit = 3000
-    short = diff.render_markdown(result, limit=limit)
-    assert len(short) <= limit
-    assert "**Truncated**" in short and "longer than the comment limit" in short
-    assert "key0: value-0" in short
-    assert "+  a: b" in short  # the small diff is kept whole
-    tiny = diff.render_markdown(result, limit=450)
-    assert len(tiny) <= 450 and "not shown" in tiny
-
-
-def test_markdown_table_and_fences(tmp_path: Path) -> None:
-    cm = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {x: '```'}\n"
-    result = run(tmp_path, {}, {"c.yaml": cm})
-    text = diff.render_markdown(result)
-    assert "| added | removed | changed | unchanged | moved |" in text
-    assert "````diff" in text
-    assert diff.render_markdown(diff.DiffResult(result.summary, [])).endswith("No changes.\n")
-
-
-def test_text_colour() -> None:
-    change = diff.ResourceChange(
-        "changed", Identity("a", "ConfigMap", "c", ""), "v1", "c.yaml", diff="-x\n+y\n"
-    )
-    result = diff.DiffResult({k: 0 for k in diff.CHANGES}, [change])
-    assert "\033[31m-x" in diff.render_text(result, colour=True)
-    assert "\033[" not in diff.render_text(result, colour=False)
-
-
 def test_against_a_directory_and_ref_error(tmp_path: Path) -> None:
     new = write(tmp_path / "dist", {"a.yaml": DEPLOYMENT.format(replicas=2)})
     old = write(tmp_path / "repo", {"k8s/a.yaml": DEPLOYMENT.format(replicas=1)})
-    result = diff.diff_against(new, str(old), subdir="k8s")
+    result = diff.diff_against(new, str(old), subdir="/k8s/")
     assert changes(result) == {"web": "changed"}
+    assert result.target == diff.Target(str(old), None, "k8s")
     with pytest.raises(ConfigError, match="plain directory"):
         diff.diff_against(new, str(old), ref="main")
     with pytest.raises(ConfigError, match="does not exist"):
@@ -345,4 +318,28 @@ def test_resolve_against_and_format() -> None:
     headers = [v for k, v in from_gitlab.env.items() if k.startswith("GIT_CONFIG_VALUE")]
     assert any(v.startswith("Authorization: Basic ") for v in headers)
     with pytest.raises(ConfigError, match="unknown format"):
-        diff.check_format("yaml")
+        render.check_format("yaml")
+
+
+def test_plain_secrets_warn_whether_or_not_they_change(tmp_path: Path) -> None:
+    one, two, *_ = SECRET_VALUES
+    same = secret("same", f"{{k: {one}}}")
+    nameless = f"apiVersion: v1\nkind: Secret\nmetadata: {{namespace: shop}}\ndata: {{k: {two}}}\n"
+    old = {"s.yaml": same, "t.yaml": secret("moving", f"{{k: {one}}}")}
+    new = {
+        "s.yaml": same + "---\n" + secret("changing", f"{{k: {two}}}") + "---\n" + nameless,
+        "u.yaml": secret("moving", f"{{k: {one}}}"),
+    }
+    result = run(tmp_path, old, new)
+    assert changes(result) == {"changing": "added", "moving": "moved"}
+    flagged = [(f.label, f.warning.code) for f in result.warnings]
+    assert flagged == [
+        ("Secret default/changing", "plain-secret"),  # on the resource, as it is reported
+        ("Secret default/moving", "plain-secret"),  # unchanged or moved: still refused
+        ("Secret default/same", "plain-secret"),
+        ("Secret shop/<no name> (s.yaml:11)", "plain-secret"),
+    ]
+    document = json.loads(render.render_json(result))
+    assert document["warnings"][-1]["kind"] == "Secret"
+    assert document["warnings"][-1]["name"] is None
+    assert all(value not in json.dumps(document) for value in SECRET_VALUES)

@@ -179,7 +179,7 @@ def test_diff_compares_each_environment_with_its_path(project: Path, tmp_path: P
     assert "=== environment staging (clusters/staging) ===" in text.stdout
     assert "=== environment prod (prod-cluster) ===" in text.stdout
     markdown = invoke(project, "diff", "--no-synth", "--format", "markdown", "--against", against)
-    assert markdown.stdout.count("| added | removed |") == 3
+    assert markdown.stdout.count(" to delete") == 3  # a plan line per environment
     assert "#### Environment `prod` (`prod-cluster`)" in markdown.stdout
     only = invoke(
         project, "diff", "--no-synth", "--format", "json", "--env", "dev", "--against", against,

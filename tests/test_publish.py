@@ -156,6 +156,7 @@ def test_first_publish_opens_one_merge_request_adopting_top_level_yaml(
     assert mr["title"] == "Scale the web front end"
     assert mr["force_remove_source_branch"] is True
     assert "### Manifest diff" in mr["description"]
+    assert f"Target: `{PROJECT}`, branch `main`\n" in mr["description"]
     assert CI["CI_PIPELINE_URL"] in mr["description"]
     files = manifests.list_files(BRANCH)
     assert "old-app.yaml" not in files  # adopted, then removed: no chart writes it

@@ -115,6 +115,6 @@ def test_the_local_tour_runs_as_written(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "main fast-forwarded" in done.stderr
-    assert "no changes: 0 added, 0 removed, 0 changed, 0 moved, 9 unchanged" in done.stdout
+    assert "no changes: 0 to delete, 0 to change, 0 to add, 0 moved, 9 unchanged" in done.stdout
     assert "dry run: nothing was changed" in done.stderr
     assert (tmp_path / "manifests.git").is_dir()

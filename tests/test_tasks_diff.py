@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import invoke_clean, task_project
+from tests.conftest import FOREIGN_PREFIXES, invoke_clean, task_project
 
 DEPLOYMENT = """\
 apiVersion: apps/v1
@@ -94,3 +94,83 @@ def test_default_against_from_settings(project: Path) -> None:
     result = invoke(project, "--format", "markdown", MANIFESTS_GIT_URL="../other")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("### Manifest diff")
+
+
+def test_fail_on_codes(project: Path, tmp_path: Path) -> None:
+    """dist/ holds a Secret with plain data (publish would refuse it); ../gone has one more
+    object, which the diff deletes."""
+    clean = invoke(project, "--against", "../other", "--fail-on", "delete,rbac")
+    assert clean.returncode == 0, clean.stderr
+    plain = invoke(project, "--against", "../other", "--fail-on", "delete, plain-secret")
+    assert plain.returncode == 1, plain.stderr
+    assert (
+        "error" in plain.stderr
+        and "plain-secret" in plain.stderr
+        and "Secret default/s" in plain.stderr
+    )
+    assert "warning in the diff" not in plain.stderr  # text: the warnings are on stdout
+    assert "plain-secret  Secret default/s: carries plain data" in plain.stdout
+    gone = tmp_path / "gone"
+    shutil.copytree(tmp_path / "other", gone)
+    namespace = "apiVersion: v1\nkind: Namespace\nmetadata: {name: legacy}\n"
+    (gone / "legacy.yaml").write_text(namespace)
+    deleted = invoke(project, "--against", "../gone", "--fail-on", "delete", "--format", "json")
+    assert deleted.returncode == 1, deleted.stderr
+    document = json.loads(deleted.stdout)  # still exactly one document on stdout
+    assert document["warnings"][0] == {
+        "code": "delete-namespace",
+        "kind": "Namespace",
+        "namespace": None,
+        "name": "legacy",
+        "path": "",
+        "message": "removed: Flux deletes the Namespace and every object in it, managed or not",
+    }
+    assert "--fail-on delete: 1 warning (delete-namespace)" in deleted.stderr
+    assert "2 warnings in the diff: 1 delete-namespace, 1 plain-secret" in deleted.stderr
+    assert "**1 to delete (Flux prunes them)**" not in deleted.stderr
+    assert "1 to delete (Flux prunes them), 2 to change, 0 to add" in deleted.stderr
+    unknown = invoke(project, "--against", "../other", "--fail-on", "deletion")
+    assert unknown.returncode == 2 and unknown.stdout == ""
+    assert "unknown warning code deletion" in unknown.stderr and "rbac-grows" in unknown.stderr
+
+
+def on_a_terminal(project: Path, *args: str, **env: str) -> str:
+    """``invoke diff ARGS`` with stdout on a pseudo-terminal; what it printed there."""
+    import os
+    import pty
+
+    main, secondary = pty.openpty()
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(FOREIGN_PREFIXES)}
+    environ.update(PYTHONPATH=str(Path(__file__).resolve().parents[1]), **env)
+    environ.pop("NO_COLOR", None)
+    environ.update(env)
+    with subprocess.Popen(
+        [sys.executable, "-m", "invoke", "diff", "--no-synth", *args],
+        cwd=project,
+        env=environ,
+        stdout=secondary,
+        stderr=subprocess.DEVNULL,
+    ) as process:
+        os.close(secondary)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(main, 65536)
+            except OSError:  # EIO: the terminal's other end is closed
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        process.wait(timeout=60)
+    os.close(main)
+    return b"".join(chunks).decode()
+
+
+def test_text_is_coloured_on_a_terminal_only_without_no_color(project: Path) -> None:
+    coloured = on_a_terminal(project, "--against", "../other")
+    assert "\033[1;33mchange Deployment shop/web: spec.replicas 1 \u2192 2" in coloured
+    assert "\033[33mplain-secret" in coloured
+    plain = on_a_terminal(project, "--against", "../other", NO_COLOR="1")
+    assert "\033[" not in plain and "change Deployment shop/web: spec.replicas 1 \u2192 2" in plain
+    for output in (coloured, plain):
+        assert "bmV3LXNlY3JldA==" not in output and "b2xkLXNlY3JldA==" not in output

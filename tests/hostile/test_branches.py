@@ -20,7 +20,7 @@ def test_head_naming_a_missing_branch_still_compares_with_the_only_branch(
     project_dir: Path, tmp_path: Path, captured: Captured
 ) -> None:
     """``git init --bare`` leaves HEAD on master; a push of main made diff compare with an
-    empty tree: "1 added", exit 0, and a removal hidden."""
+    empty tree: "1 to add", exit 0, and a removal hidden."""
     bare = bare_repository(
         tmp_path, {"web.k8s.yaml": MANIFEST, "gone.k8s.yaml": MANIFEST.replace("web", "gone")},
         head="master",
@@ -62,7 +62,7 @@ def test_an_empty_repository_is_said_to_be_empty(
     dist_of(project_dir / "dist", {"web.k8s.yaml": MANIFEST})
     done = invoke(project_dir, "diff", "--no-synth", "--against", str(bare), captured=captured)
     assert done.returncode == 0, done.stderr
-    assert "no commits yet" in done.stderr and "1 added" in done.stdout
+    assert "no commits yet" in done.stderr and "1 to add" in done.stdout
 
 
 def test_publish_to_a_repository_whose_head_names_a_missing_branch(

@@ -11,7 +11,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gitopskit import diff
+from gitopskit import diff, render
 from gitopskit.errors import ManifestError
 from gitopskit.tree import DirectoryReader, Tree, load_output, load_owned
 from tests.fakes.gitlab import FakeGitLab
@@ -85,10 +85,11 @@ def _diff(tmp_path: Path, old: str | None, new: str) -> diff.DiffResult:
 
 def _outputs(result: diff.DiffResult) -> list[str]:
     return [
-        diff.render_text(result),
-        diff.render_text(result, colour=True),
-        diff.render_markdown(result),
-        diff.render_json(result),
+        render.render_text(result),
+        render.render_text(result, colour=True),
+        render.render_markdown(result),
+        render.render_markdown(result, limit=900),
+        render.render_json(result),
     ]
 
 
@@ -101,6 +102,12 @@ def test_diff_masks_a_secret_in_any_form(tmp_path: Path, form: str) -> None:
     for result in (added, changed):
         for text in _outputs(result):
             assert VALUE not in text and PLAIN not in text and "***" in text
+    # The changed fields name the key, never a value, in JSON and in the titles.
+    (resource,) = json.loads(render.render_json(changed))["resources"]
+    (field,) = resource["fields"]
+    assert field["path"].endswith(".password") and field["before"] == field["after"] == "***"
+    assert [w["code"] for w in resource["warnings"]] == ["plain-secret"]
+    assert "Secret key password changed" in render.title(changed.resources[0])
 
 
 def test_invoke_diff_masks_a_secret_inside_a_list(

@@ -316,6 +316,7 @@ def _with_frames(frames: int, action: Any) -> Any:
 
 def test_every_consumer_handles_the_deepest_allowed_object(tmp_path: Path) -> None:
     from gitopskit import diff as engine
+    from gitopskit import render
 
     old, new = tmp_path / "old", tmp_path / "new"
     old.mkdir()
@@ -331,8 +332,8 @@ def test_every_consumer_handles_the_deepest_allowed_object(tmp_path: Path) -> No
         assert engine.to_yaml(doc.data).count("k:") == MAX_DEPTH - 3
         result = engine.diff_against(new, str(old))  # reading, comparing, the unified diff
         assert result.summary["changed"] == 1
-        for fmt in engine.FORMATS:
-            assert "deep" in engine.render(result, fmt, colour=False)
+        for fmt in render.FORMATS:
+            assert "deep" in render.render(result, fmt, colour=False)
 
     # Whoever calls the loader's consumers may already be deep in the stack (tasks, invoke,
     # pytest): they must fit in well under half of Python's recursion limit.
