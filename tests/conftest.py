@@ -6,7 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -95,18 +95,19 @@ def task_project(root: Path) -> Path:
 def invoke_clean(
     project: Path,
     *args: str,
+    env: Mapping[str, str] | None = None,
     timeout: float = 120,
     preexec_fn: Callable[[], None] | None = None,
-    **env: str,
+    **variables: str,
 ) -> subprocess.CompletedProcess[str]:
     """``invoke ARGS`` in ``project`` with this checkout's gitopskit, none of the caller's
-    gitopskit, GitLab or CI variables, no colour, and ``env`` on top."""
+    gitopskit, GitLab or CI variables, no colour, and ``env`` and ``variables`` on top."""
     environ = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith(FOREIGN_PREFIXES) and k not in ("COMMENT_TOKEN", "LAB_CORE_TOKEN")
     }
-    environ.update(PYTHONPATH=str(ROOT), NO_COLOR="1", **env)
+    environ.update(PYTHONPATH=str(ROOT), NO_COLOR="1", **(env or {}), **variables)
     return subprocess.run(
         [sys.executable, "-m", "invoke", *args],
         cwd=project,

@@ -20,8 +20,11 @@ import shlex
 from collections.abc import Iterable
 from pathlib import Path
 
-from invoke import Collection, Parser, ParserContext, Program
+from invoke.collection import Collection
 from invoke.exceptions import ParseError
+from invoke.parser import Parser
+from invoke.parser.context import ParserContext
+from invoke.program import Program
 
 ROOT = Path(__file__).resolve().parents[1]
 REDIRECTIONS = frozenset({">", ">>", "<", "2>", "&>", ">&"})

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -101,7 +102,7 @@ def run(result: DiffResult, environ: dict[str, str]) -> tuple[CommentResult, str
     return outcome, stream.getvalue()
 
 
-def marked(project: FakeProject) -> list[dict[str, object]]:
+def marked(project: FakeProject) -> list[dict[str, Any]]:
     return [n for n in project.notes.get(1, []) if MARKER in str(n["body"])]
 
 
@@ -244,7 +245,7 @@ def chart_project(tmp_path: Path) -> Path:
 
 
 def invoke_diff(project: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return invoke_clean(project, "diff", "--no-synth", "--against", "../manifests", *args, **env)
+    return invoke_clean(project, "diff", "--no-synth", "--against", "../manifests", *args, env=env)
 
 
 def test_invoke_diff_comment_posts_then_edits(

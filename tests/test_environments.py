@@ -67,7 +67,7 @@ def project(tmp_path: Path) -> Path:
 
 
 def invoke(project: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return invoke_clean(project, *args, **env)
+    return invoke_clean(project, *args, env=env)
 
 
 # --- declaring ---------------------------------------------------------------------------------

@@ -331,7 +331,7 @@ def test_markdown_shortens_a_single_huge_line_and_leaves_out_what_cannot_fit() -
 
 def test_no_changes_and_the_target_line() -> None:
     result = DiffResult(
-        {k: 0 for k in diff.CHANGES} | {"unchanged": 4},
+        {str(k): 0 for k in diff.CHANGES} | {"unchanged": 4},
         [],
         target=Target("https://gitlab.example.com/ops/k8s.git", "main"),
     )

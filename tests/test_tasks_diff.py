@@ -43,7 +43,7 @@ def project(tmp_path: Path) -> Path:
 def invoke(
     project: Path, *args: str, synth: bool = False, **env: str
 ) -> subprocess.CompletedProcess[str]:
-    return invoke_clean(project, "diff", *([] if synth else ["--no-synth"]), *args, **env)
+    return invoke_clean(project, "diff", *([] if synth else ["--no-synth"]), *args, env=env)
 
 
 def test_exit_codes(project: Path) -> None:

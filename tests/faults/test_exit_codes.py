@@ -43,7 +43,7 @@ def invoke(
         if memory is not None:
             resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
 
-    return invoke_clean(project, *args, preexec_fn=limit if memory is not None else None, **env)
+    return invoke_clean(project, *args, preexec_fn=limit if memory is not None else None, env=env)
 
 
 def one_error(done: subprocess.CompletedProcess[str], status: int, *needles: str) -> str:

@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -104,7 +104,7 @@ def interrupted(process: subprocess.Popen[str], signum: int) -> str:
     return err
 
 
-def assert_nothing_left(project: Path, env: dict[str, str], before: dict[str, object]) -> None:
+def assert_nothing_left(project: Path, env: dict[str, str], before: Mapping[str, object]) -> None:
     """No staging or temporary directory, no process of the app, dist/ as it was; and still so
     a moment later, when a leftover app would have re-created something."""
     for pause in (0.3, 0):

@@ -108,7 +108,7 @@ def test_the_local_tour_publish_review_merge_diff_again(
     _chart_project(project_dir)
     write_dist(project_dir / "dist", {"web.k8s.yaml": [configmap("web")]})
     env = {"MANIFESTS_GIT_URL": str(local_repo)}
-    published = invoke(project_dir, "publish", "--no-synth", captured=captured, **env)
+    published = invoke(project_dir, "publish", "--no-synth", captured=captured, env=env)
     assert published.returncode == 0, published.stderr
     assert published.stdout == "gitopskit/local\n"
     assert "git diff origin/main...origin/gitopskit/local" in published.stderr
@@ -117,11 +117,11 @@ def test_the_local_tour_publish_review_merge_diff_again(
     assert log.startswith("Ada Lovelace <ada@example.com>\nCharts\n")  # the user, not a bot
     head = git("-C", project_dir, "rev-parse", "HEAD").strip()
     assert f"Source-Commit: {head}\n" in log
-    merged = invoke(project_dir, "publish", "--no-synth", "--merge", captured=captured, **env)
+    merged = invoke(project_dir, "publish", "--no-synth", "--merge", captured=captured, env=env)
     assert merged.returncode == 0, merged.stderr
     assert "main fast-forwarded" in merged.stderr
     assert git("-C", local_repo, "branch", "--list").split() == ["main"]
-    again = invoke(project_dir, "diff", "--no-synth", "--exit-code", captured=captured, **env)
+    again = invoke(project_dir, "diff", "--no-synth", "--exit-code", captured=captured, env=env)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "no changes" in again.stdout
 
@@ -260,7 +260,7 @@ def test_an_interrupt_after_the_push_says_what_was_done(
     assert project.branch_sha(BRANCH) is not None and project.merge_requests == []
     assert list(tmp.iterdir()) == []
     gitlab.on_request.clear()
-    done = invoke(project_dir, "publish", "--no-synth", captured=captured, **gitlab_env(gitlab))
+    done = invoke(project_dir, "publish", "--no-synth", captured=captured, env=gitlab_env(gitlab))
     assert done.returncode == 0, done.stderr
     assert len(project.merge_requests) == 1
 
@@ -271,7 +271,7 @@ def test_a_gitlab_failure_after_the_push_says_what_was_done(
     gitlab.add_project(PROJECT, initial_files={"README.md": "hi\n"})
     gitlab.fail_next("POST", r"/merge_requests$", 403)
     write_dist(project_dir / "dist", {"web.k8s.yaml": [configmap("web")]})
-    done = invoke(project_dir, "publish", "--no-synth", captured=captured, **gitlab_env(gitlab))
+    done = invoke(project_dir, "publish", "--no-synth", captured=captured, env=gitlab_env(gitlab))
     assert done.returncode == 1
     assert "403" in done.stderr
     assert "done so far: gitopskit/shop-app pushed at" in done.stderr

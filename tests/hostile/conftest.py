@@ -11,7 +11,7 @@ import io
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -145,11 +145,16 @@ def project_dir(tmp_path: Path) -> Path:
 
 
 def invoke(
-    project: Path, *args: str, captured: Captured | None = None, timeout: float = 120, **env: str
+    project: Path,
+    *args: str,
+    captured: Captured | None = None,
+    timeout: float = 120,
+    env: Mapping[str, str] | None = None,
+    **variables: str,
 ) -> subprocess.CompletedProcess[str]:
     """``invoke ARGS`` in ``project`` with only the environment given (see
     :func:`tests.conftest.invoke_clean`); the output is kept in ``captured``."""
-    done = invoke_clean(project, *args, timeout=timeout, **env)
+    done = invoke_clean(project, *args, timeout=timeout, env={**(env or {}), **variables})
     if captured is not None:
         captured.texts += [done.stdout, done.stderr]
     return done

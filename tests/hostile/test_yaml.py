@@ -482,7 +482,7 @@ def go_yaml_decode(text: str) -> tuple[int, int]:
     stack = [_Event("document")]
     for event in yaml.parse(text, Loader=yaml.CSafeLoader):
         if isinstance(event, yaml.AliasEvent):
-            stack[-1].children.append(_Event("alias", target=anchors[event.anchor]))
+            stack[-1].children.append(_Event("alias", target=anchors[str(event.anchor)]))
             continue
         if isinstance(event, yaml.ScalarEvent):
             node = _Event("scalar", merge=event.value == "<<" and event.implicit[0])
@@ -555,7 +555,8 @@ def aliased_documents(draw: st.DrawFn) -> str:
             lines.append(f"a{i}: &a{i} [{', '.join(items)}]")
             continue
         entries = [f"k{n}: {item}" for n, item in enumerate(items)]
-        if mappings and draw(st.booleans()):
+        merge: bool = draw(st.booleans())
+        if mappings and merge:
             merged = draw(st.lists(st.sampled_from(mappings), min_size=1, max_size=3))
             entries.insert(0, "<<: [" + ", ".join(f"*a{m}" for m in merged) + "]")
         lines.append(f"a{i}: &a{i} {{{', '.join(entries)}}}")
@@ -576,7 +577,9 @@ def test_aliases_are_refused_exactly_when_go_yaml_refuses_them(text: str) -> Non
     else:
         # The loader counts what go-yaml counts, node for node.
         graph = manifests._Graph()
-        graph.measure(yaml.compose(text, Loader=yaml.CSafeLoader), document=True)
+        root = yaml.compose(text, Loader=yaml.CSafeLoader)
+        assert root is not None
+        graph.measure(root, document=True)
         assert (graph.decodes, graph.aliases) == counts
     started = time.perf_counter()
     try:
@@ -709,7 +712,7 @@ def test_publish_refuses_hostile_yaml_and_exits_1(
     case = HOSTILE[hostile]
     project = gitlab.add_project(PROJECT, initial_files={"app.k8s.yaml": case.held})
     write_dist(project_dir / "dist", {"app.k8s.yaml": case.text})
-    done = invoke(project_dir, "publish", "--no-synth", captured=captured, **gitlab_env(gitlab))
+    done = invoke(project_dir, "publish", "--no-synth", captured=captured, env=gitlab_env(gitlab))
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stderr
     assert f"app.k8s.yaml:{case.line}: {case.problem}" in done.stderr
