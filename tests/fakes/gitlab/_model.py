@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 if TYPE_CHECKING:
-    from tests.fakes.gitlab import FakeGitLab
+    from tests.fakes.gitlab._server import FakeGitLab
 
 REPORTER = 20
 DEVELOPER = 30
