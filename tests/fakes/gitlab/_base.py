@@ -46,13 +46,12 @@ _FORBIDDEN = (403, "403 Forbidden")
 
 
 class _State:
-    """The state the resource handlers share, declared for them; ``FakeGitLab`` sets it up.
+    """The state the request handlers share, declared for them; ``FakeGitLab.__init__`` sets it.
 
     Each family of request handlers is a mixin on this class, and ``FakeGitLab`` composes them.
     """
 
     url: str
-    ssh_url_base: str | None
     users: dict[str, FakeUser]
     projects: dict[int, FakeProject]
     _lock: threading.RLock
