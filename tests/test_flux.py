@@ -53,7 +53,7 @@ def test_bootstrap_clone_rerun_and_rotate(world: FluxWorld) -> None:
     assert result.deploy_key_id == deploy_key["id"]
 
     # Server-side apply only; the key never lands in an annotation.
-    patches = [r for r in world.kube.writes() if "/secrets/" in r.path]
+    patches = [r for r in world.kube.writes() if "/secrets/flux-ssh" in r.path]
     assert patches and all(r.content_type == "application/apply-patch+yaml" for r in patches)
     assert all(r.query.get("fieldManager") == "gitopskit" for r in patches)
     assert (
@@ -107,7 +107,7 @@ def test_bootstrap_clone_rerun_and_rotate(world: FluxWorld) -> None:
     assert world.secret() == secret
     assert len(world.project.deploy_keys) == 1
     assert world.gitlab_writes() == []
-    assert not [r for r in world.kube.writes() if "/secrets/" in r.path]
+    assert not [r for r in world.kube.writes() if "/secrets/flux-ssh" in r.path]
 
     # Rotation: new key works, old key refused, old deploy key deleted.
     rotated = world.run(rotate=True)

@@ -87,7 +87,7 @@ def test_rotation_resumes_after_a_failed_restart(world: FluxWorld) -> None:
     world.kube.clear_requests()
     world.run(wait=False)
     assert world.gitlab_writes() == []
-    assert not [r for r in world.kube.writes() if "/secrets/" in r.path]
+    assert not [r for r in world.kube.writes() if "/secrets/flux-ssh" in r.path]
     no_private_key_in(world.output(), original, intermediate)
 
 
