@@ -65,6 +65,11 @@ FLUX_CRDS = (
     ("helm.toolkit.fluxcd.io", "HelmRelease", "helmreleases", "hr"),
 )
 REQUESTED = "reconcile.fluxcd.io/requestedAt"
+#: ``kubectl get`` columns of Flux's kinds, as Flux's CRDs declare them.
+PRINTER_COLUMNS = [
+    ("Ready", '.status.conditions[?(@.type=="Ready")].status'),
+    ("Status", '.status.conditions[?(@.type=="Ready")].message'),
+]
 MANAGER = "flux-operator"
 
 
@@ -290,7 +295,8 @@ class FakeFlux:
                   "fluxcd.controlplane.io/name": "flux",
                   "fluxcd.controlplane.io/namespace": ns}  # fmt: skip
         for group, kind, plural, short in FLUX_CRDS:
-            crd = crd_manifest(group, "v1", kind, plural, short_names=(short,))
+            crd = crd_manifest(group, "v1", kind, plural, short_names=(short,),
+                               printer_columns=PRINTER_COLUMNS)  # fmt: skip
             crd["metadata"]["labels"] = dict(labels)
             self.kube.apply(crd, manager=MANAGER)
         for component in spec.get("components") or DEFAULT_COMPONENTS:

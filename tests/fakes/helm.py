@@ -301,7 +301,12 @@ def crd(group, kind, plural, short, release, chart, annotations=None, schema=Non
                                "subresources": {"status": {}},
                                "schema": {"openAPIV3Schema": schema or {
                                    "type": "object",
-                                   "x-kubernetes-preserve-unknown-fields": True}}}]},
+                                   "x-kubernetes-preserve-unknown-fields": True}},
+                               "additionalPrinterColumns": [
+                                   {"name": "Ready", "type": "string", "jsonPath":
+                                    '.status.conditions[?(@.type=="Ready")].status'},
+                                   {"name": "Status", "type": "string", "jsonPath":
+                                    '.status.conditions[?(@.type=="Ready")].message'}]}]},
     }
 
 

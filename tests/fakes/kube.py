@@ -135,6 +135,8 @@ class Resource:
     namespaced: bool
     short_names: tuple[str, ...] = ()
     status_subresource: bool = False
+    #: A CRD's additionalPrinterColumns: (name, JSONPath), for ``kubectl get``.
+    printer_columns: tuple[tuple[str, str], ...] = ()
 
     @property
     def group_version(self) -> str:
@@ -176,6 +178,7 @@ def crd_manifest(
     namespaced: bool = True,
     schema: Obj | None = None,
     annotations: dict[str, str] | None = None,
+    printer_columns: list[tuple[str, str]] | None = None,
 ) -> Obj:
     """A minimal ``apiextensions.k8s.io/v1`` CustomResourceDefinition with a status subresource.
 
@@ -204,6 +207,10 @@ def crd_manifest(
                     "storage": True,
                     "subresources": {"status": {}},
                     "schema": {"openAPIV3Schema": copy.deepcopy(schema or open_schema)},
+                    "additionalPrinterColumns": [
+                        {"name": n, "type": "string", "jsonPath": j}
+                        for n, j in printer_columns or []
+                    ],
                 }
             ],
         },
@@ -227,6 +234,11 @@ def _crd_resource(crd: Obj) -> Resource | None:
         namespaced=spec.get("scope", "Namespaced") == "Namespaced",
         short_names=tuple(names.get("shortNames") or ()),
         status_subresource="status" in (version.get("subresources") or {}),
+        printer_columns=tuple(
+            (str(c["name"]), str(c["jsonPath"]))
+            for c in version.get("additionalPrinterColumns") or []
+            if c.get("name") and c.get("jsonPath") and c["name"] != "Age"
+        ),
     )
 
 
@@ -633,6 +645,17 @@ def _age(timestamp: str | None) -> str:
     return f"{secs // 86400}d"
 
 
+def _json_path(obj: Any, path: str) -> str:
+    """The value at a printer column's JSONPath: ``.a.b`` steps and ``[?(@.k=="v")]`` filters."""
+    for step, key, value in re.findall(r'\.([A-Za-z0-9_-]+)|\[\?\(@\.(\w+)=="([^"]*)"\)\]', path):
+        if step:
+            obj = obj.get(step) if isinstance(obj, dict) else None
+        else:
+            matches = [i for i in obj or [] if isinstance(i, dict) and i.get(key) == value]
+            obj = matches[0] if matches else None
+    return "" if obj is None else str(obj)
+
+
 def _table(res: Resource, items: list[Obj], rv: str) -> Obj:
     """A ``meta.k8s.io/v1`` Table, the server-side printing ``kubectl get`` asks for."""
     columns = ["Name"]
@@ -653,6 +676,12 @@ def _table(res: Resource, items: list[Obj], rv: str) -> Obj:
         "Namespace": (["Status"], lambda o: [o.get("status", {}).get("phase", "")]),
     }
     names, cells = extra.get(res.kind, ([], lambda o: []))
+    if res.printer_columns:
+        names = [name for name, _ in res.printer_columns]
+
+        def cells(o: Obj) -> list[Any]:
+            return [_json_path(o, path) for _, path in res.printer_columns]
+
     columns += [*names, "Age"]
     return {
         "kind": "Table",
