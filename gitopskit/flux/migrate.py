@@ -58,7 +58,8 @@ def retire(session: Session, releases: Sequence[ReleaseInfo]) -> None:
                 continue
             session.kubectl.delete(kind, names, namespace)
             session.ui.step("migrate", f"removed {what}")
-        session.result.retired_releases.append(f"{release.name} ({release.chart})")
+        if not session.dry_run:
+            session.result.retired_releases.append(f"{release.name} ({release.chart})")
     if session.dry_run:
         return
     left = {r.name for r in session.helm.releases(namespace)} & {r.name for r in releases}
