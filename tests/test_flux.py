@@ -3,6 +3,7 @@ recording helm, FakeGitLab for deploy keys."""
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from gitopskit.errors import (
     ToolNotFoundError,
 )
 from tests.conftest import run_invoke
+from tests.fakes.helm import read_helm_state
 from tests.flux_fixtures import *  # noqa: F403
 from tests.flux_fixtures import DEV_TOKEN, MAINT_TOKEN, FluxWorld
 
@@ -192,6 +194,10 @@ def test_kubectl_failing_midway_stops_before_helm_and_rerun_completes(world: Flu
         world.run()
     assert upgrades(world) == []
     assert world.gitlab_writes() == []
+    world.kube.fail_next("PATCH", r"/fluxinstances/flux", 500)  # then the FluxInstance fails
+    with pytest.raises(KubeError):
+        world.run()
+    assert world.kube.get("FluxInstance", "flux", "flux-system") is None
     world.run()
     assert set(world.secret()) == {"identity", "identity.pub", "known_hosts"}
     assert len(upgrades(world)) == 1
@@ -432,7 +438,8 @@ def test_a_git_repository_that_never_becomes_ready(
     world: FluxWorld, flux_project: os.PathLike[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Without GitLab the key is added by hand; until it is, the fetch is refused: exit 1 with
-    the GitRepository's message and the remedy; the re-run after adding it finishes."""
+    the GitRepository's message and the remedy; the re-run after adding it finishes. A stale
+    known_hosts is put right by a re-run too."""
     monkeypatch.delenv("GITLAB_URL")
     url = world.project.ssh_url_to_repo
     env = {**world.env, "GITLAB_URL": "", "GITOPSKIT_FLUX_WAIT_TIMEOUT": "2",
@@ -458,8 +465,31 @@ def test_a_git_repository_that_never_becomes_ready(
         "/apis/source.toolkit.fluxcd.io/v1/namespaces/flux-system/gitrepositories/flux-system"
     ], "only the request to fetch again"  # fmt: skip
 
+    # The Secret's known_hosts stops matching the host (as after a host key change): Flux says
+    # "knownhosts: key mismatch"; a re-run scans again, rewrites it, asks for a fetch: Ready.
+    good = world.secret()
+    impostor = "AAAAC3NzaC1lZDI1NTE5AAAAIJu1qA9FhZeeKhrW4bLr9WgHrX2x3Qb0cWnRr0m1v2Aa"
+    stale = {**good, "known_hosts": f"[127.0.0.1]:{world.sshd.port} ssh-ed25519 {impostor}\n"}
+    world.kube.put({"apiVersion": "v1", "kind": "Secret",
+                    "metadata": {"name": "flux-ssh", "namespace": "flux-system"},
+                    "data": {k: base64.b64encode(v.encode()).decode() for k, v in stale.items()}})
+    asked = {"reconcile.fluxcd.io/requestedAt": "now"}  # what `flux reconcile source git` does
+    world.kube.apply({"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
+                      "metadata": {"name": "flux-system", "namespace": "flux-system",
+                                   "annotations": asked}}, manager="flux")  # fmt: skip
+    world.kube.settle()
+    assert world.ready("GitRepository", "flux-system")["message"].endswith(
+        "ssh: handshake failed: knownhosts: key mismatch"
+    )
+    world.run(FLUX_GIT_URL=url, MANIFESTS_TARGET_BRANCH="main")
+    assert world.secret()["known_hosts"] == good["known_hosts"]
+    assert "asked GitRepository flux-system/flux-system to fetch again" in world.outputs[-1]
+    assert world.ready("GitRepository", "flux-system")["status"] == "True"
+
 
 def test_migration_from_the_community_charts(world: FluxWorld) -> None:
+    """Planned, refused without --migrate, interrupted, finished: every CRD and Flux object
+    stays, the operator adopts the sync, helm forgets the releases."""
     world.run(FLUX_INSTALLER="charts")
     world.kube.settle()  # the charts installer waits for the Deployments only
     assert world.ready("GitRepository", "flux-sync")["status"] == "True"
@@ -467,6 +497,7 @@ def test_migration_from_the_community_charts(world: FluxWorld) -> None:
 
     # Without --migrate: stop before any write, and explain.
     world.kube.clear_requests()
+    world.gitlab.requests.clear()
     calls = len(world.helm_calls())
     with pytest.raises(ConfigError) as raised:
         world.run()
@@ -475,24 +506,43 @@ def test_migration_from_the_community_charts(world: FluxWorld) -> None:
     assert "--migrate" in str(raised.value.hint) and "never `helm uninstall`" in str(
         raised.value.hint
     )
-    assert world.kube.writes() == []
     assert [c["argv"][0] for c in world.helm_calls()[calls:]] == ["list"]
 
+    # The plan: the operator, the FluxInstance named after the sync, helm's records deleted.
+    world.run(migrate=True, dry_run=True)
+    plan = world.outputs[-1]
+    assert world.kube.writes() == [] and world.gitlab_writes() == []
+    assert "kubectl --request-timeout=60s delete secret sh.helm.release.v1.flux.v1 " \
+        "--namespace flux-system  <- helm's record of release flux (flux2-2.18.3)" in plan
+    assert "      name: flux-sync\n" in plan and "retired helm release" not in plan
+
+    # Interrupted: a record cannot be deleted. Flux is already the operator's, the releases stay.
+    world.kube.fail_next("DELETE", r"/secrets/sh\.helm\.release", 500)
+    with pytest.raises(KubeError):
+        world.run(migrate=True)
+    assert world.ready("FluxInstance", "flux")["status"] == "True"
+    assert {"flux-system/flux", "flux-system/flux-sync"} <= set(
+        read_helm_state(world.helm_log)["releases"]
+    )
+
+    # Run again: finished, writing nothing but the deletion of helm's records.
+    world.kube.clear_requests()
     result = world.run(migrate=True)
+    assert result.retired_releases == ["flux (flux2-2.18.3)", "flux-sync (flux2-sync-1.14.5)"]
     instance = world.kube.get("FluxInstance", "flux", "flux-system") or {}
     assert instance["spec"]["sync"]["name"] == "flux-sync", "the operator adopts the sync"
     assert world.kube.get("GitRepository", "flux-system", "flux-system") is None
     assert world.ready("GitRepository", "flux-sync")["status"] == "True"
     assert world.ready("Kustomization", "flux-sync")["status"] == "True"
-    assert result.retired_releases == ["flux (flux2-2.18.3)", "flux-sync (flux2-sync-1.14.5)"]
-    # helm forgot the releases; every CRD and Flux object is still there.
     listed = subprocess.run(["helm", "list", "-n", "flux-system", "--all", "-o", "json"],
                             env=world.env, capture_output=True, text=True, check=True)  # fmt: skip
     assert [r["name"] for r in yaml.safe_load(listed.stdout)] == ["flux-operator"]
     assert set(crds) <= {c["metadata"]["name"] for c in world.kube.list_objects("crd")}
-    deleted = [r.path.rsplit("/", 1)[-1] for r in world.kube.writes() if r.method == "DELETE"]
-    assert deleted and all(p.startswith(("sh.helm.release.v1.flux.v", "sh.helm.release.v1."
-                                         "flux-sync.v")) for p in deleted)  # fmt: skip
+    writes = world.kube.writes()
+    assert {r.method for r in writes} == {"DELETE"}, "nothing but helm's records"
+    assert all(r.path.rsplit("/", 1)[-1].startswith(("sh.helm.release.v1.flux.v",
+                                                     "sh.helm.release.v1.flux-sync.v"))
+               for r in writes)  # fmt: skip
     assert world.kube.get("Deployment", "source-controller", "flux-system") is not None
     # From now on bootstrap needs no --migrate and writes nothing.
     world.kube.clear_requests()

@@ -4,7 +4,6 @@ without side effects. Real sshd, real kubectl against FakeKube, recording helm, 
 
 from __future__ import annotations
 
-import base64
 import subprocess
 import time
 from pathlib import Path
@@ -334,17 +333,6 @@ def test_a_failed_first_install_is_rolled_back_and_the_rerun_completes(
 
 # --- the Flux Operator: a rotation, known_hosts and a migration interrupted, then finished ---
 
-KEY_MISMATCH = "ssh: handshake failed: knownhosts: key mismatch"
-
-
-def request_fetch(world: FluxWorld, when: str, name: str = "flux-system") -> None:
-    """What `flux reconcile source git` does: annotate the GitRepository; then let it fetch."""
-    world.kube.apply({"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
-                      "metadata": {"name": name, "namespace": "flux-system", "annotations": {
-                          "reconcile.fluxcd.io/requestedAt": when}}}, manager="flux")  # fmt: skip
-    world.kube.settle()
-
-
 def test_operator_rotation_keeps_the_old_key_until_flux_fetched_with_the_new(
     world: FluxWorld,
 ) -> None:
@@ -370,76 +358,3 @@ def test_operator_rotation_keeps_the_old_key_until_flux_fetched_with_the_new(
     assert deploy_key_fingerprints(world) == [fingerprint(new["identity.pub"])]
     assert world.ready("GitRepository", "flux-system")["status"] == "True"
     no_private_key_in(world.output(), original, new)
-
-
-def test_operator_known_hosts_put_right_by_a_rerun_and_the_remedy_named(
-    world: FluxWorld,
-) -> None:
-    world.run()
-    good = world.secret()
-    # The Secret's known_hosts no longer matches the host (as after a host key change).
-    key = "AAAAC3NzaC1lZDI1NTE5AAAAIJu1qA9FhZeeKhrW4bLr9WgHrX2x3Qb0cWnRr0m1v2Aa"
-    impostor = f"[127.0.0.1]:{world.sshd.port} ssh-ed25519 {key}\n"
-    stale = {**good, "known_hosts": impostor}
-    world.kube.put({"apiVersion": "v1", "kind": "Secret",
-                    "metadata": {"name": "flux-ssh", "namespace": "flux-system"},
-                    "data": {k: base64.b64encode(v.encode()).decode() for k, v in stale.items()}})
-    request_fetch(world, "2026-09-01T10:00:00Z")  # fmt: skip
-    assert world.ready("GitRepository", "flux-system")["message"].endswith(KEY_MISMATCH)
-
-    # A re-run scans the host again, rewrites the Secret, asks for a fetch: Ready.
-    world.run()
-    assert world.secret()["known_hosts"] == good["known_hosts"]
-    assert "asked GitRepository flux-system/flux-system to fetch again" in world.outputs[-1]
-    assert world.ready("GitRepository", "flux-system")["status"] == "True"
-
-    # When the fetch keeps failing on the host key, the message says what to do.
-    world.flux.source_failure = f"failed to checkout and determine revision: {KEY_MISMATCH}"
-    request_fetch(world, "2026-09-01T10:05:00Z")
-    with pytest.raises(FluxNotReadyError) as raised:
-        world.run(FLUX_WAIT_TIMEOUT="1")
-    assert raised.value.message.endswith(KEY_MISMATCH)
-    assert "--host-key-fingerprint" in str(raised.value.hint)
-
-
-def test_migration_planned_interrupted_and_finished(world: FluxWorld) -> None:
-    world.run(FLUX_INSTALLER="charts")
-    world.kube.clear_requests()
-    world.gitlab.requests.clear()
-    world.run(migrate=True, dry_run=True)
-    plan = world.outputs[-1]
-    assert world.kube.writes() == [] and world.gitlab_writes() == []
-    assert "kubectl --request-timeout=60s delete secret sh.helm.release.v1.flux.v1 " \
-        "--namespace flux-system  <- helm's record of release flux (flux2-2.18.3)" in plan
-    assert "FluxInstance flux-system/flux it would apply:" in plan
-    assert "      name: flux-sync\n" in plan, "the sync keeps the release's name"
-    assert "retired helm release" not in plan
-
-    # The first record cannot be deleted: Flux is already the operator's, the releases stay.
-    world.kube.fail_next("DELETE", r"/secrets/sh\.helm\.release", 500)
-    with pytest.raises(KubeError):
-        world.run(migrate=True)
-    assert world.ready("FluxInstance", "flux")["status"] == "True"
-    state = read_helm_state(world.helm_log)["releases"]
-    assert {"flux-system/flux", "flux-system/flux-sync"} <= set(state)
-    with pytest.raises(ConfigError, match="installed with the community charts"):
-        world.run()
-
-    world.kube.clear_requests()
-    result = world.run(migrate=True)
-    assert result.retired_releases == ["flux (flux2-2.18.3)", "flux-sync (flux2-sync-1.14.5)"]
-    assert set(read_helm_state(world.helm_log)["releases"]) == {"flux-system/flux-operator"}
-    writes = [(r.method, r.path.rsplit("/", 2)[-2]) for r in world.kube.writes()]
-    assert {w for w in writes if w[0] != "DELETE"} == set(), "nothing but helm's records"
-    assert world.ready("Kustomization", "flux-sync")["status"] == "True"
-    assert world.kube.get("crd", "helmreleases.helm.toolkit.fluxcd.io") is not None
-
-
-def test_a_failed_instance_apply_is_finished_by_the_rerun(world: FluxWorld) -> None:
-    world.kube.fail_next("PATCH", r"/fluxinstances/flux", 500)
-    with pytest.raises(KubeError):
-        world.run()
-    assert world.kube.get("FluxInstance", "flux", "flux-system") is None
-    result = world.run()
-    assert result.revision and world.ready("FluxInstance", "flux")["status"] == "True"
-    assert len(world.project.deploy_keys) == 1 and len(world.helm_calls()) > 0
