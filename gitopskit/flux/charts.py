@@ -10,16 +10,13 @@ that uninstalling the release can never delete them and, with them, every Flux o
 from __future__ import annotations
 
 from gitopskit.errors import ConfigError
+from gitopskit.flux.detect import FLUX1_CHART, OPERATOR_CHART, find_instance
 from gitopskit.flux.installer import DeploymentsInstaller, Release
 from gitopskit.helm import Chart
 from gitopskit.ssh import KeyPair
 
 FLUX1_REPO = "https://charts.fluxcd.io"
 FLUX2_REPO = "https://fluxcd-community.github.io/helm-charts"
-#: The community charts gitopskit installs with ``--installer charts``.
-COMMUNITY_CHARTS = ("flux2", "flux2-sync")
-#: Flux 1's chart.
-FLUX1_CHART = "flux"
 #: The CRDs flux2-sync's GitRepository and Kustomization need (installed by the flux2 chart).
 FLUX2_SYNC_CRDS = (
     "gitrepositories.source.toolkit.fluxcd.io",
@@ -38,8 +35,6 @@ class CommunityCharts(DeploymentsInstaller):
     def preflight(self) -> None:
         """Refuse a namespace where the Flux Operator runs Flux: a second Flux beside it would
         fight it over every object."""
-        from gitopskit.flux.operator import OPERATOR_CHART, find_instance
-
         session, namespace = self.session, self.options.namespace
         if session.unreadable:
             return

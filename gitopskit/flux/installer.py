@@ -1,6 +1,7 @@
 """The step that varies: how Flux is installed, watched and told about a new key.
 
-One small type per way of installing Flux, chosen once per run (:func:`choose`):
+One small type per way of installing Flux, chosen once per run
+(:func:`gitopskit.flux.steps.choose`):
 :class:`~gitopskit.flux.operator.FluxOperator` (the default for Flux 2),
 :class:`~gitopskit.flux.charts.CommunityCharts` (``--installer charts``) and
 :class:`~gitopskit.flux.charts.Flux1` (``--flux-version 1``). Each knows its helm releases, what
@@ -175,31 +176,3 @@ class DeploymentsInstaller(Installer):
     def reload(self) -> None:
         """Restart the controllers (they read the Secret at start) and wait for them."""
         self.wait(restart=True)
-
-
-def choose(session: Session) -> Installer:
-    """The installer the options name (``installer``: operator, charts; flux1 for Flux 1)."""
-    from gitopskit.flux.charts import CommunityCharts, Flux1
-    from gitopskit.flux.operator import FluxOperator
-
-    kinds: dict[str, type[Installer]] = {
-        "operator": FluxOperator,
-        "charts": CommunityCharts,
-        "flux1": Flux1,
-    }
-    return kinds[session.options.installer](session)
-
-
-def installed(session: Session) -> str | None:
-    """How Flux 2 is installed in the namespace, read from the cluster: ``operator`` (a
-    FluxInstance), ``charts`` (a release of the community flux2 chart), or None."""
-    from gitopskit.flux.charts import COMMUNITY_CHARTS
-    from gitopskit.flux.operator import find_instance
-
-    namespace = session.options.namespace
-    if find_instance(session.kubectl, namespace) is not None:
-        return "operator"
-    releases = session.helm.releases(namespace)
-    if any(r.chart_name in COMMUNITY_CHARTS for r in releases):
-        return "charts"
-    return None

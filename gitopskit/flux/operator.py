@@ -25,9 +25,9 @@ from __future__ import annotations
 from typing import Any
 
 from gitopskit.errors import ConfigError
-from gitopskit.flux import instance as fluxinstance
-from gitopskit.flux.charts import COMMUNITY_CHARTS, FLUX1_CHART
+from gitopskit.flux.detect import COMMUNITY_CHARTS, FLUX1_CHART, OPERATOR_CHART, find_instance
 from gitopskit.flux.installer import Installer, Release
+from gitopskit.flux.instance import NAME, render, to_yaml, up_to_date
 from gitopskit.flux.migrate import retire
 from gitopskit.flux.readiness import (
     REQUESTED_AT,
@@ -41,23 +41,13 @@ from gitopskit.flux.readiness import (
 )
 from gitopskit.flux.session import Session, command
 from gitopskit.helm import Chart, ReleaseInfo
-from gitopskit.kube import FIELD_MANAGER, Kubectl, UnknownKindError
+from gitopskit.kube import FIELD_MANAGER, UnknownKindError
 
 Obj = dict[str, Any]
 
 OPERATOR_REPO = "oci://ghcr.io/controlplaneio-fluxcd/charts"
-OPERATOR_CHART = "flux-operator"
 BASE_VALUES = "flux-operator-values.yaml"
 INSTANCE_CRD = "fluxinstances.fluxcd.controlplane.io"
-
-
-def find_instance(kubectl: Kubectl, namespace: str) -> Obj | None:
-    """The FluxInstance ``flux`` in ``namespace``; None when absent or its CRD is not there."""
-    try:
-        found = kubectl.get_objects(namespace, [instance_target().ref])
-    except UnknownKindError:
-        return None
-    return found[0] if found else None
 
 
 class FluxOperator(Installer):
@@ -112,7 +102,7 @@ class FluxOperator(Installer):
                     hint=f"uninstall Flux 1 first ({uninstall}; the objects it applied stay), "
                     "then run flux-bootstrap again",
                 )
-        named = ((self.instance or {}).get("spec") or {}).get("sync", {}).get("name")
+        named = (((self.instance or {}).get("spec") or {}).get("sync") or {}).get("name")
         sync_release = [r.name for r in self.community if r.chart_name == "flux2-sync"]
         if named:
             self.sync_name = str(named)  # immutable once set
@@ -152,14 +142,14 @@ class FluxOperator(Installer):
     def apply_instance(self) -> None:
         """Server-side apply of the FluxInstance, unless the cluster's already holds it."""
         session, options = self.session, self.options
-        wanted = fluxinstance.render(options, self.sync_name)
-        label = f"FluxInstance {self.namespace}/{fluxinstance.NAME}"
+        wanted = render(options, self.sync_name)
+        label = f"FluxInstance {self.namespace}/{NAME}"
         sync = wanted["spec"]["sync"]
         what = (f"Flux {wanted['spec']['distribution']['version']}, sync {sync['url']} "
                 f"{sync['ref']} {sync['path']}")  # fmt: skip
-        current = fluxinstance.up_to_date(self.instance, wanted)
+        current = up_to_date(self.instance, wanted)
         if options.dry_run:
-            session.result.values[label] = fluxinstance.to_yaml(wanted)
+            session.result.values[label] = to_yaml(wanted)
             session.plan(command(session.kubectl.wait_args([INSTANCE_CRD], options.wait_timeout)))
             session.plan(command(session.kubectl.args(
                 "apply", "--server-side", f"--field-manager={FIELD_MANAGER}", "-f", "-"))
@@ -264,7 +254,7 @@ class FluxOperator(Installer):
         if self.instance is None and not session.unreadable:
             with session.cluster_reads():
                 self.instance = find_instance(session.kubectl, self.namespace)
-        named = ((self.instance or {}).get("spec") or {}).get("sync", {}).get("name")
+        named = (((self.instance or {}).get("spec") or {}).get("sync") or {}).get("name")
         self.sync_name = str(named) if named else self.sync_name
         target = source_target(self.synced)
         if options.dry_run:

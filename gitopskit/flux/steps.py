@@ -23,8 +23,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gitopskit.errors import ConfigError, GitLabError, GitopskitError
+from gitopskit.flux.charts import CommunityCharts, Flux1
 from gitopskit.flux.deploy_keys import DEPLOY_KEYS_PAGE, GitLabAccess
-from gitopskit.flux.installer import Installer, choose, installed
+from gitopskit.flux.detect import installed
+from gitopskit.flux.installer import Installer
+from gitopskit.flux.operator import FluxOperator
 from gitopskit.flux.options import FLUX1, Options
 from gitopskit.flux.session import Result, Session, command
 from gitopskit.kube import SecretState, namespace_manifest, secret_manifest
@@ -51,6 +54,17 @@ from gitopskit.ui import Progress
 RETIRING_ANNOTATION = "gitopskit/retiring-key-fingerprints"
 _FINGERPRINT = re.compile(r"^SHA256:[A-Za-z0-9+/]{43}$")
 SCANNED_HOSTS = "<the scanned host keys>"
+#: The installer of each ``--installer`` value (``flux1``: Flux 1).
+INSTALLERS: dict[str, type[Installer]] = {
+    "operator": FluxOperator,
+    "charts": CommunityCharts,
+    "flux1": Flux1,
+}
+
+
+def choose(session: Session) -> Installer:
+    """The installer the options name: the one way this run installs Flux."""
+    return INSTALLERS[session.options.installer](session)
 
 
 def retiring_fingerprints(secret: SecretState | None) -> list[str]:
