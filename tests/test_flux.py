@@ -390,7 +390,12 @@ def test_operator_bootstrap_rerun_and_rotate(world: FluxWorld) -> None:
     assert again.revision == result.revision and not again.key_generated
     assert "FluxInstance flux-system/flux is up to date" in world.outputs[-1]
 
-    # Rotation: the GitRepository is asked to fetch again, and does so with the new key.
+    # The rotation's plan writes nothing; then the GitRepository is asked to fetch again, and
+    # does so with the new key.
+    world.run(rotate=True, dry_run=True)
+    assert world.kube.writes() == [] and world.gitlab_writes() == []
+    assert "annotate gitrepositories.source.toolkit.fluxcd.io flux-system " \
+        "'reconcile.fluxcd.io/requestedAt=<now>' --overwrite" in world.outputs[-1]  # fmt: skip
     fetched = world.flux.reconciled.count(("GitRepository", "flux-system/flux-system"))
     rotated = world.run(rotate=True)
     new = world.secret()

@@ -160,8 +160,9 @@ def test_up_to_date_only_when_applied_from_the_same_fields_and_still_holding_the
     edited["spec"]["sync"]["path"] = "./by-hand"
     assert not up_to_date(edited, wanted), "a hand edit is put right"
     changed = render(options(FLUX_DISTRIBUTION_VERSION="2.x"))
-    assert changed["metadata"]["annotations"][APPLIED_ANNOTATION] != (
-        wanted["metadata"]["annotations"][APPLIED_ANNOTATION]
+    assert (
+        changed["metadata"]["annotations"][APPLIED_ANNOTATION]
+        != (wanted["metadata"]["annotations"][APPLIED_ANNOTATION])
     )
     assert not up_to_date(stored, changed)
     removed = copy.deepcopy(stored)

@@ -49,8 +49,12 @@ def test_what_ready_means() -> None:
     assert not state_of(obj(2, observedGeneration=1, conditions=[ready()])).ready
     failing = state_of(obj(conditions=[ready("False", KEY_MISMATCH)]))
     assert not failing.ready and failing.message == KEY_MISMATCH
-    stalled = obj(conditions=[ready("False", "x"), {"type": "Stalled", "status": "True",
-                                                    "message": "no Flux matching 3.x"}])
+    stalled = obj(
+        conditions=[
+            ready("False", "x"),
+            {"type": "Stalled", "status": "True", "message": "no Flux matching 3.x"},
+        ]
+    )
     assert state_of(stalled).message == "no Flux matching 3.x"
     asked = obj(conditions=[ready()], lastHandledReconcileAt="t1")
     assert state_of(asked, "t1").ready
@@ -100,10 +104,22 @@ def test_the_most_specific_failure_is_quoted_with_its_remedy(
                                 ("kustomize.toolkit.fluxcd.io", "Kustomization",
                                  "kustomizations")):  # fmt: skip
         kube.put(crd_manifest(group, "v1", kind, plural))
-        kube.put({"apiVersion": f"{group}/v1", "kind": kind,
-                  "metadata": {"name": "flux-system", "namespace": "flux-system"}, "spec": {}})
-    kube.set_condition("Kustomization", "flux-system", "flux-system", status="False",
-                       reason="ArtifactFailed", message="Source artifact not found")
+        kube.put(
+            {
+                "apiVersion": f"{group}/v1",
+                "kind": kind,
+                "metadata": {"name": "flux-system", "namespace": "flux-system"},
+                "spec": {},
+            }
+        )
+    kube.set_condition(
+        "Kustomization",
+        "flux-system",
+        "flux-system",
+        status="False",
+        reason="ArtifactFailed",
+        message="Source artifact not found",
+    )
     kube.set_condition("GitRepository", "flux-system", "flux-system", status="False",
                        reason="GitOperationFailed", message=KEY_MISMATCH)  # fmt: skip
     started = time.monotonic()

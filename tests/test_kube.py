@@ -175,8 +175,13 @@ def test_objects_names_annotate_and_delete(kube: tuple[FakeKube, dict[str, str]]
         kubectl.get_objects("default", ["gitrepositories.source.toolkit.fluxcd.io/x"])
     for name, labels in (("a", {"owner": "helm", "name": "r"}), ("b", {"owner": "helm"}),
                          ("c", {"owner": "helm", "name": "r"})):  # fmt: skip
-        fake.put({"apiVersion": "v1", "kind": "ConfigMap",
-                  "metadata": {"name": name, "namespace": "default", "labels": labels}})
+        fake.put(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": name, "namespace": "default", "labels": labels},
+            }
+        )
     assert kubectl.names("configmaps", "default", selector="owner=helm,name=r") == ["a", "c"]
     found = kubectl.get_objects("default", ["configmap/a", "configmap/missing", "configmap/c"])
     assert [o["metadata"]["name"] for o in found] == ["a", "c"]

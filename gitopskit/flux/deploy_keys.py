@@ -169,4 +169,3 @@ def project_defaults(access: GitLabAccess, dry_run: bool) -> tuple[str | None, s
         access.error = error
         return None, None
     return str(project.ssh_url_to_repo), str(project.default_branch)
-

@@ -108,8 +108,10 @@ def remedy(message: str, *, secret: str, public_key_fingerprint: str = "") -> st
             "check the host's fingerprints out of band, then run `invoke flux-bootstrap` again "
             "with --host-key-fingerprint SHA256:… to rescan and pin them"
         )
-    if "unable to authenticate" in lowered or "permission denied" in lowered or (
-        "publickey" in lowered
+    if (
+        "unable to authenticate" in lowered
+        or "permission denied" in lowered
+        or ("publickey" in lowered)
     ):
         key = f" ({public_key_fingerprint})" if public_key_fingerprint else ""
         return (

@@ -75,7 +75,6 @@ def retiring_fingerprints(secret: SecretState | None) -> list[str]:
     return [fp for fp in (p.strip() for p in text.split(",")) if _FINGERPRINT.match(fp)]
 
 
-
 class Bootstrap(Session):
     """One bootstrap or rotation run: the shared steps, and the installer chosen once.
 
@@ -456,5 +455,3 @@ def key_of(secret: SecretState) -> KeyPair:
     private = secret.data["identity"]
     public = secret.data.get("identity.pub") or public_key_of(private)
     return KeyPair(private=private, public=canonical_public(public))
-
-

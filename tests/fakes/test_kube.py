@@ -459,8 +459,18 @@ def test_status_is_a_subresource_a_test_can_set(kube: FakeKube, kubectl: Kubectl
 
     # kubectl wait watches until the condition holds at the current generation.
     waited: list[subprocess.CompletedProcess[str]] = []
-    waiter = threading.Thread(target=lambda: waited.append(kubectl(
-        "wait", "--for=condition=Ready", "--timeout=20s", "gitrepository/sync", "-n", "default")))
+    waiter = threading.Thread(
+        target=lambda: waited.append(
+            kubectl(
+                "wait",
+                "--for=condition=Ready",
+                "--timeout=20s",
+                "gitrepository/sync",
+                "-n",
+                "default",
+            )
+        )
+    )
     waiter.start()  # fmt: skip
     time.sleep(0.5)
     kube.set_condition("GitRepository", "sync", "default", message="stored artifact")

@@ -333,6 +333,7 @@ def test_a_failed_first_install_is_rolled_back_and_the_rerun_completes(
 
 # --- the Flux Operator: a rotation, known_hosts and a migration interrupted, then finished ---
 
+
 def test_operator_rotation_keeps_the_old_key_until_flux_fetched_with_the_new(
     world: FluxWorld,
 ) -> None:
