@@ -303,6 +303,7 @@ class Helm:
         values: Mapping[str, Any],
         *,
         wait_timeout: float = 0,
+        owner_checked: tuple[ReleaseInfo | None] | None = None,
     ) -> bool:
         """Install or upgrade ``release`` after proving it is gitopskit's to change.
 
@@ -314,6 +315,8 @@ class Helm:
             values: The values gitopskit computes (written to a private file).
             wait_timeout: Seconds helm may wait for any Kubernetes operation; the network
                 timeout when larger.
+            owner_checked: ``(existing,)`` when :meth:`check_owner` has just been asked (so it
+                is not asked again).
 
         Returns:
             True when the release was installed, False when an existing one was upgraded.
@@ -324,7 +327,10 @@ class Helm:
                 gives the command that does it).
             ToolNotFoundError: helm is not installed.
         """
-        existing = self.check_owner(release, chart, namespace)
+        if owner_checked is None:
+            existing = self.check_owner(release, chart, namespace)
+        else:
+            (existing,) = owner_checked
         timeout = self.install_timeout(wait_timeout)
         with private_directory() as directory:
             path = directory / "values.yaml"

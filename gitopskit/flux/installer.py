@@ -100,7 +100,7 @@ class Installer(ABC):
             return
         installed = session.helm.upgrade_install(
             release.name, chart, options.namespace, release.base_values, release.values,
-            wait_timeout=options.wait_timeout,
+            wait_timeout=options.wait_timeout, owner_checked=(existing,),
         )  # fmt: skip
         session.result.releases.append(f"{release.name} ({chart.name} {chart.version})")
         verb = "installed" if installed else "upgraded"
