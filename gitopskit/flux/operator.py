@@ -34,6 +34,7 @@ from gitopskit.flux.readiness import (
     Target,
     instance_target,
     kustomization_target,
+    look,
     now_token,
     source_target,
     state_of,
@@ -41,7 +42,7 @@ from gitopskit.flux.readiness import (
 )
 from gitopskit.flux.session import Session, command
 from gitopskit.helm import Chart, ReleaseInfo
-from gitopskit.kube import FIELD_MANAGER, UnknownKindError
+from gitopskit.kube import FIELD_MANAGER
 
 Obj = dict[str, Any]
 
@@ -162,7 +163,8 @@ class FluxOperator(Installer):
                 verb = "update" if self.instance else "create"
                 self.ui.step("flux", f"would {verb} {label} ({what})")
             return
-        session.kubectl.wait_established([INSTANCE_CRD], options.wait_timeout)
+        if self.instance is None:  # else its CRD is there
+            session.kubectl.wait_established([INSTANCE_CRD], options.wait_timeout)
         if current:
             self.ui.step("flux", f"{label} is up to date")
             return
@@ -188,18 +190,23 @@ class FluxOperator(Installer):
                 session.unchecked("wait", session.cluster_problem,
                                   f"would wait until {names} are Ready")  # fmt: skip
             return
-        handled = {}
+        handled, seen = {}, None
         if self.instance is not None:
-            token = self._request_reconcile(unless_ready=not secret_changed)
-            if token is not None:
-                handled["GitRepository"] = token
-        self._wait(self.targets(), handled)
+            seen = look(session.kubectl, self.namespace, self.targets())
+            repo = seen.get("GitRepository")
+            if repo is not None and (secret_changed or not state_of(repo).ready):
+                handled["GitRepository"] = self._request_reconcile()
+                seen = None
+        self._wait(self.targets(), handled, seen)
 
-    def _wait(self, targets: list[Target], handled: dict[str, str]) -> None:
+    def _wait(
+        self, targets: list[Target], handled: dict[str, str], seen: dict[str, Obj] | None = None
+    ) -> None:
         session, options = self.session, self.options
         found = wait_ready(
             session.kubectl, self.namespace, targets, timeout=options.wait_timeout, ui=self.ui,
             handled=handled, secret=session.where, key_fingerprint=session.result.key_fingerprint,
+            seen=seen,
         )  # fmt: skip
         source = found.get("GitRepository") or {}
         revision = str(((source.get("status") or {}).get("artifact") or {}).get("revision", ""))
@@ -227,21 +234,13 @@ class FluxOperator(Installer):
 
     # --- a new key ----------------------------------------------------------------------------
 
-    def _request_reconcile(self, *, unless_ready: bool = False) -> str | None:
+    def _request_reconcile(self) -> str:
         """Ask source-controller to fetch again now (it reads the Secret then; it does not watch
-        it, and retries a failed fetch only at its interval); None when there is no
-        GitRepository, or, with ``unless_ready``, when it is Ready."""
-        session = self.session
+        it, and retries a failed fetch only at its interval); returns the request's token."""
         target = source_target(self.synced)
-        try:
-            exists = session.kubectl.get_objects(self.namespace, [target.ref])
-        except UnknownKindError:
-            exists = []
-        if not exists or (unless_ready and state_of(exists[0]).ready):
-            return None
         token = now_token()
-        session.kubectl.annotate(target.resource, target.name, self.namespace, REQUESTED_AT,
-                                 token)  # fmt: skip
+        self.session.kubectl.annotate(target.resource, target.name, self.namespace, REQUESTED_AT,
+                                      token)  # fmt: skip
         self.ui.step("reconcile", f"asked GitRepository {self.namespace}/{target.name} to fetch "
                      "again with the Secret's key and known_hosts")  # fmt: skip
         return token
@@ -264,11 +263,11 @@ class FluxOperator(Installer):
             session.plan(f"wait until GitRepository {self.namespace}/{target.name} has fetched "
                          "with the new key and is Ready")  # fmt: skip
             return
-        token = self._request_reconcile() if self.instance is not None else None
-        if token is None:
+        seen = look(session.kubectl, self.namespace, [target])
+        if self.instance is None or "GitRepository" not in seen:
             raise ConfigError(
                 f"there is no GitRepository {self.namespace}/{target.name} of a FluxInstance to "
                 "fetch with the new key",
                 hint="run `invoke flux-bootstrap` to install Flux, then rotate again",
             )
-        self._wait(self.targets(), {"GitRepository": token})
+        self._wait(self.targets(), {"GitRepository": self._request_reconcile()})

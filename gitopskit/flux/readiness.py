@@ -139,6 +139,7 @@ def wait_ready(
     handled: Mapping[str, str] | None = None,
     secret: str = "",
     key_fingerprint: str = "",
+    seen: Mapping[str, Obj] | None = None,
 ) -> dict[str, Obj]:
     """Wait until every target is ready, for at most ``timeout`` seconds in all.
 
@@ -151,6 +152,7 @@ def wait_ready(
         handled: Reconcile requests that must have been handled, by target kind.
         secret: ``namespace/name`` of the Secret, for remedies.
         key_fingerprint: The key's fingerprint, for remedies.
+        seen: The targets as just read (by :func:`look`): the first look, saving a request.
 
     Returns:
         The objects, by kind, once all are ready.
@@ -163,7 +165,8 @@ def wait_ready(
     polls = iter(POLL)
     said = ""
     while True:
-        found = _look(kubectl, namespace, targets)
+        found = dict(seen) if seen is not None else look(kubectl, namespace, targets)
+        seen = None
         states = [(t, state_of(found.get(t.kind), requests.get(t.kind))) for t in targets]
         waiting = [(t, s) for t, s in states if not s.ready]
         if not waiting:
@@ -192,7 +195,7 @@ def _hint(message: str, secret: str, key_fingerprint: str) -> str:
     return f"{known}; {rerun}" if known else rerun
 
 
-def _look(kubectl: Kubectl, namespace: str, targets: Sequence[Target]) -> dict[str, Obj]:
+def look(kubectl: Kubectl, namespace: str, targets: Sequence[Target]) -> dict[str, Obj]:
     """The targets that exist, by kind; a kind not served yet (the operator has not installed
     Flux's CRDs) counts as absent."""
     try:
