@@ -3,7 +3,7 @@
     invoke synth             charts/ → validated, deterministic YAML in dist/
     invoke diff              what would change, resource by resource (--comment: on the MR)
     invoke publish           push dist/ to the manifests repository; keep one merge request
-    invoke flux-bootstrap    once, by an operator: key, Secret, deploy key, helm install of Flux
+    invoke flux-bootstrap    once, by an operator: key, Secret, deploy key, the Flux Operator
     invoke flux-rotate-key   replace Flux's SSH key with no gap
 
 Each task is thin: options, settings (flag, then environment, then invoke.yaml, then default),
@@ -226,7 +226,9 @@ def publish(
 FLUX_HELP = {
     "git-url": "SSH URL Flux clones: git@host:group/repo.git or ssh://git@host:port/group/repo.git "
     "(default: FLUX_GIT_URL, else the manifests project's ssh_url_to_repo)",
-    "flux-version": "2 (default) or 1 (the article's Flux v1 chart)",
+    "flux-version": "2 (default) or 1 (the article's Flux v1 chart, end of life)",
+    "installer": "how Flux 2 is installed: operator (default: the Flux Operator and one "
+    "FluxInstance) or charts (the fluxcd-community flux2 and flux2-sync charts)",
     "namespace": "Flux's namespace (default: flux-system for 2, flux for 1)",
     "secret-name": "Secret holding the SSH key (default: flux-ssh)",
     "git-branch": "branch Flux follows (default: MANIFESTS_TARGET_BRANCH, else the project's "
@@ -238,11 +240,19 @@ FLUX_HELP = {
     "require-pinned-host-key": "refuse a git host with no pinned fingerprint instead of trusting "
     "it on first use",
     "context": "kube context (default: KUBE_CONTEXT, else the current context)",
-    "wait": "wait for the Flux deployments to roll out (--no-wait: do not)",
+    "wait": "wait until Flux is ready: the FluxInstance, GitRepository and Kustomization (charts, "
+    "Flux 1: the Deployments) (--no-wait: do not)",
     "dry-run": "print the plan and the generated values; change nothing anywhere (works without "
     "a cluster, network or token: unchecked steps say why)",
     "env": "the environment of invoke.yaml whose cluster this is: its context, its path synced, "
     "its name in the deploy key's title",
+}
+
+
+FLUX_BOOTSTRAP_HELP = {
+    **FLUX_HELP,
+    "migrate": "move a Flux installed with the community charts to the Flux Operator: every CRD "
+    "and Flux object is kept, the releases are retired (helm's records only) once Flux is ready",
 }
 
 
@@ -252,6 +262,7 @@ def _flux_run(
     rotate: bool,
     git_url: str | None,
     flux_version: str | None,
+    installer: str | None,
     namespace: str | None,
     secret_name: str | None,
     git_branch: str | None,
@@ -262,7 +273,8 @@ def _flux_run(
     context: str | None,
     wait: bool,
     dry_run: bool,
-    env: str | None,
+    migrate: bool = False,
+    env: str | None = None,
 ) -> None:
     from gitopskit import flux
 
@@ -276,6 +288,7 @@ def _flux_run(
             c,
             FLUX_GIT_URL=git_url,
             FLUX_VERSION=flux_version,
+            FLUX_INSTALLER=installer,
             FLUX_NAMESPACE=namespace,
             FLUX_SECRET_NAME=secret_name,
             MANIFESTS_TARGET_BRANCH=git_branch,
@@ -292,15 +305,17 @@ def _flux_run(
             require_pinned=require_pinned_host_key,
             wait=wait,
             dry_run=dry_run,
+            migrate=migrate,
             environment=environment.name if environment is not None else None,
         )
 
 
-@task(iterable=["host_key_fingerprint"], help=FLUX_HELP, auto_shortflags=False)
+@task(iterable=["host_key_fingerprint"], help=FLUX_BOOTSTRAP_HELP, auto_shortflags=False)
 def flux_bootstrap(
     c: Context,
     git_url: str | None = None,
     flux_version: str | None = None,
+    installer: str | None = None,
     namespace: str | None = None,
     secret_name: str | None = None,
     git_branch: str | None = None,
@@ -311,6 +326,7 @@ def flux_bootstrap(
     context: str | None = None,
     wait: bool = True,
     dry_run: bool = False,
+    migrate: bool = False,
     env: str | None = None,
 ) -> None:
     """Install Flux with an SSH deploy key; safe to run again (run with --dry-run first)."""
@@ -322,6 +338,7 @@ def flux_rotate_key(
     c: Context,
     git_url: str | None = None,
     flux_version: str | None = None,
+    installer: str | None = None,
     namespace: str | None = None,
     secret_name: str | None = None,
     git_branch: str | None = None,
@@ -334,5 +351,6 @@ def flux_rotate_key(
     dry_run: bool = False,
     env: str | None = None,
 ) -> None:
-    """Replace Flux's SSH key with no gap: new deploy key, Secret, restart, old key removed."""
+    """Replace Flux's SSH key with no gap: new deploy key, Secret, Flux refetches, old key
+    removed."""
     _flux_run(c, rotate=True, **{k: v for k, v in locals().items() if k != "c"})

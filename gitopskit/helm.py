@@ -85,6 +85,36 @@ class ReleaseInfo:
         return match["name"] if match else self.chart
 
 
+def merge_values(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Values files merged as helm merges them: maps key by key, anything else replaced."""
+    merged: dict[str, Any] = dict(base)
+    for key, value in override.items():
+        current = merged.get(key)
+        if isinstance(current, Mapping) and isinstance(value, Mapping):
+            merged[key] = merge_values(current, value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_values(path: Path) -> dict[str, Any]:
+    """A values file as a mapping (empty file: no values).
+
+    Raises:
+        ConfigError: It cannot be read, is not YAML, or is not a mapping.
+    """
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise ConfigError(f"cannot read the values file {path}: {error}") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        kind = type(loaded).__name__
+        raise ConfigError(f"the values file {path} must hold a mapping, not a {kind}")
+    return loaded
+
+
 def dump_values(values: Mapping[str, Any]) -> str:
     """Values as YAML, in the order given (block style, so known_hosts stays readable)."""
     return yaml.safe_dump(dict(values), sort_keys=False, default_flow_style=False, width=10_000)
@@ -205,6 +235,47 @@ class Helm:
                 )
         return None
 
+    def releases(self, namespace: str) -> list[ReleaseInfo]:
+        """Every release in ``namespace``, in any state."""
+        args = ["helm", "list", *self._context(), "--namespace", namespace, "--all",
+                "--output", "json"]  # fmt: skip
+        out = self._run(args, timeout=self._margin, what=f"helm list {namespace}",
+                        where=self._cluster())  # fmt: skip
+        return [
+            ReleaseInfo(
+                name=str(item.get("name") or ""),
+                namespace=str(item.get("namespace") or namespace),
+                chart=str(item.get("chart") or ""),
+                status=str(item.get("status") or ""),
+                revision=str(item.get("revision") or ""),
+            )
+            for item in json.loads(out or "[]")
+        ]
+
+    def values(self, release: str, namespace: str) -> dict[str, Any]:
+        """The values a release was installed with (``helm get values``: those given, merged)."""
+        args = ["helm", "get", "values", check_release_name(release), *self._context(),
+                "--namespace", namespace, "--output", "json"]  # fmt: skip
+        out = self._run(args, timeout=self._margin,
+                        what=f"helm get values {namespace}/{release}",
+                        where=self._cluster())  # fmt: skip
+        loaded = json.loads(out or "null")
+        return loaded if isinstance(loaded, dict) else {}
+
+    def is_current(
+        self,
+        existing: ReleaseInfo,
+        chart: Chart,
+        base_values: Path,
+        values: Mapping[str, Any],
+    ) -> bool:
+        """Whether ``existing`` is deployed from ``chart`` at its version with exactly these
+        values (base file, then computed): an upgrade would change nothing."""
+        if existing.status != "deployed" or existing.chart != f"{chart.name}-{chart.version}":
+            return False
+        wanted = merge_values(load_values(base_values), values)
+        return self.values(existing.name, existing.namespace) == wanted
+
     def check_owner(self, release: str, chart: Chart, namespace: str) -> ReleaseInfo | None:
         """The existing release, when it is of ``chart`` (gitopskit's to upgrade); None when
         there is none.
@@ -232,6 +303,7 @@ class Helm:
         values: Mapping[str, Any],
         *,
         wait_timeout: float = 0,
+        owner_checked: tuple[ReleaseInfo | None] | None = None,
     ) -> bool:
         """Install or upgrade ``release`` after proving it is gitopskit's to change.
 
@@ -243,6 +315,8 @@ class Helm:
             values: The values gitopskit computes (written to a private file).
             wait_timeout: Seconds helm may wait for any Kubernetes operation; the network
                 timeout when larger.
+            owner_checked: ``(existing,)`` when :meth:`check_owner` has just been asked (so it
+                is not asked again).
 
         Returns:
             True when the release was installed, False when an existing one was upgraded.
@@ -253,7 +327,10 @@ class Helm:
                 gives the command that does it).
             ToolNotFoundError: helm is not installed.
         """
-        existing = self.check_owner(release, chart, namespace)
+        if owner_checked is None:
+            existing = self.check_owner(release, chart, namespace)
+        else:
+            (existing,) = owner_checked
         timeout = self.install_timeout(wait_timeout)
         with private_directory() as directory:
             path = directory / "values.yaml"

@@ -64,6 +64,10 @@ class ClusterUnreachableError(KubeError):
     """The Kubernetes API server refused, could not be resolved, or did not answer in time."""
 
 
+class UnknownKindError(KubeError):
+    """The API server serves no such kind (its CustomResourceDefinition is not installed)."""
+
+
 @dataclass(frozen=True)
 class Cluster:
     """The kube context kubectl uses and its API server, from the kubeconfig."""
@@ -240,6 +244,58 @@ class Kubectl:
             return None
         data: Obj = json.loads(out)
         return data
+
+    def get_objects(self, namespace: str, refs: Sequence[str]) -> list[Obj]:
+        """The objects ``refs`` (``kind/name``, kinds fully qualified) that exist, in one request
+        per kind.
+
+        Raises:
+            UnknownKindError: One of the kinds is not served (its CRD is missing).
+        """
+        try:
+            out = self._run(
+                "get", *refs, "--namespace", namespace, "--ignore-not-found", "--output", "json",
+                what=f"kubectl get {' '.join(refs)} -n {namespace}",
+            )  # fmt: skip
+        except KubeError as error:
+            if "doesn't have a resource type" in error.message:
+                raise UnknownKindError(error.message, returncode=error.returncode) from None
+            raise
+        if not out.strip():
+            return []
+        data: Obj = json.loads(out)
+        if str(data.get("kind", "")).endswith("List"):
+            return list(data.get("items") or [])
+        return [data]
+
+    def names(
+        self, kind: str, namespace: str, *, selector: str, field_selector: str | None = None
+    ) -> list[str]:
+        """Names of the objects of ``kind`` in ``namespace`` matching the label ``selector``
+        (and ``field_selector``)."""
+        fields = ["--field-selector", field_selector] if field_selector else []
+        out = self._run(
+            "get", kind, "--namespace", namespace, "--selector", selector, *fields,
+            "--output", "json", what=f"kubectl get {kind} -n {namespace} -l {selector}",
+        )  # fmt: skip
+        items = json.loads(out or "{}").get("items") or []
+        return sorted(str(item["metadata"]["name"]) for item in items)
+
+    def delete(self, kind: str, names: Sequence[str], namespace: str) -> None:
+        """Delete the named objects (those already gone are no error)."""
+        if names:
+            self._run(
+                "delete", kind, *names, "--namespace", namespace, "--ignore-not-found",
+                "--wait=false", what=f"kubectl delete {kind} -n {namespace}",
+            )  # fmt: skip
+
+    def annotate(self, kind: str, name: str, namespace: str, key: str, value: str) -> None:
+        """Set one annotation (replacing its value)."""
+        self._run(
+            "annotate", kind, name, f"{key}={value}", "--overwrite", "--namespace", namespace,
+            f"--field-manager={FIELD_MANAGER}",
+            what=f"kubectl annotate {kind} {namespace}/{name}",
+        )  # fmt: skip
 
     def get_secret(self, name: str, namespace: str) -> SecretState | None:
         """A Secret's data, decoded (``identity`` registered for redaction), and annotations;

@@ -1,5 +1,7 @@
-"""Fixtures for the Flux tests: a real sshd, the real kubectl against FakeKube, a recording helm
-and FakeGitLab, wired together so that the sshd accepts exactly the project's deploy keys.
+"""Fixtures for the Flux tests: a real sshd, the real kubectl against FakeKube with Flux's
+controllers (FakeFlux: the operator, source-controller fetching over that sshd,
+kustomize-controller), a recording helm and FakeGitLab, wired together so that the sshd accepts
+exactly the project's deploy keys.
 
 Import the fixtures into a test module with ``from tests.flux_fixtures import *``.
 """
@@ -23,6 +25,7 @@ from gitopskit import flux
 from gitopskit.config import Settings
 from gitopskit.ui import Progress
 from tests.conftest import ROOT, write_invoke_yaml
+from tests.fakes.flux import FakeFlux
 from tests.fakes.gitlab import DEVELOPER, MAINTAINER, FakeGitLab, FakeProject
 from tests.fakes.helm import install_fake_helm, read_helm_log
 from tests.fakes.kube import FakeKube
@@ -80,6 +83,7 @@ class FluxWorld:
     sshd: GitSSHServer
     helm_log: Path
     env: dict[str, str]
+    flux: FakeFlux
     outputs: list[str] = field(default_factory=list)
 
     def settings(self, **flags: str) -> Settings:
@@ -93,6 +97,7 @@ class FluxWorld:
         fingerprints: tuple[str, ...] = (),
         require_pinned: bool = False,
         wait: bool = True,
+        migrate: bool = False,
         **flags: str,
     ) -> flux.Result:
         """Bootstrap (or rotate) through the library, as the task does; output is kept."""
@@ -108,6 +113,7 @@ class FluxWorld:
                 require_pinned=require_pinned,
                 wait=wait,
                 dry_run=dry_run,
+                migrate=migrate,
             )
         finally:
             self.outputs.append(stream.getvalue())
@@ -124,6 +130,13 @@ class FluxWorld:
 
     def helm_calls(self) -> list[dict[str, Any]]:
         return read_helm_log(self.helm_log)
+
+    def ready(self, kind: str, name: str, namespace: str = "flux-system") -> dict[str, Any]:
+        """The object's Ready condition ({} when it has none)."""
+        obj = self.kube.get(kind, name, namespace)
+        assert obj is not None, f"no {kind} {namespace}/{name}"
+        conditions = (obj.get("status") or {}).get("conditions") or []
+        return next((c for c in conditions if c["type"] == "Ready"), {})
 
     def gitlab_writes(self) -> list[Any]:
         return [r for r in self.gitlab.requests if r.method in ("POST", "PUT", "DELETE")]
@@ -153,6 +166,7 @@ def world(
         pytest.skip("kubectl is not installed")
     server, wiring = git_sshd
     with FakeKube() as kube, FakeGitLab(tmp_path / "gitlab") as gitlab:
+        controllers = FakeFlux(kube)
         gitlab.add_user("maint", MAINT_TOKEN, access_level=MAINTAINER)
         gitlab.add_user("dev", DEV_TOKEN, access_level=DEVELOPER)
         project = gitlab.add_project(
@@ -179,8 +193,11 @@ def world(
             monkeypatch.delenv(name, raising=False)
         for name, value in env.items():
             monkeypatch.setenv(name, value)
-        yield FluxWorld(tmp_path, kube, gitlab, project, server, helm_log, dict(os.environ))
+        yield FluxWorld(
+            tmp_path, kube, gitlab, project, server, helm_log, dict(os.environ), controllers
+        )
         wiring.project = None
+        assert kube.controller_errors == [], "the fake controllers failed"
 
 
 @pytest.fixture

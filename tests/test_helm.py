@@ -172,3 +172,32 @@ def test_bad_release_name_and_missing_helm(
         Helm(env=env).find("Flux_System", "flux")
     with pytest.raises(ToolNotFoundError, match="helm"):
         Helm(env={"PATH": str(tmp_path)}).upgrade_install("flux", CHART, "flux", tmp_path, {})
+
+
+def test_releases_values_and_an_unchanged_release(
+    cluster: tuple[FakeKube, dict[str, str], Path], tmp_path: Path
+) -> None:
+    kube, env, _ = cluster
+    helm = Helm(env=env)
+    assert helm.releases("flux") == []
+    base = tmp_path / "base.yaml"
+    base.write_text("crds:\n  annotations:\n    helm.sh/resource-policy: keep\nkeep: {a: 1}\n")
+    computed = {"keep": {"b": 2}, "extra": [1, 2]}
+    helm.upgrade_install("flux", FLUX2, "flux", base, computed)
+    [release] = helm.releases("flux")
+    assert (release.name, release.chart, release.status) == ("flux", "flux2-2.18.3", "deployed")
+    assert helm.values("flux", "flux") == {
+        "crds": {"annotations": {"helm.sh/resource-policy": "keep"}},
+        "keep": {"a": 1, "b": 2},
+        "extra": [1, 2],
+    }, "the files merged as helm merges them"
+    assert helm.is_current(release, FLUX2, base, computed)
+    assert not helm.is_current(release, FLUX2, base, {"keep": {"b": 3}})
+    newer = Chart(FLUX2.repo_url, "flux2", "2.19.0")
+    assert not helm.is_current(release, newer, base, computed)
+    kube.fail_next("PATCH", r"/deployments/", 500)
+    with pytest.raises(HelmError):
+        helm.upgrade_install("flux", FLUX2, "flux", base, {"keep": {"b": 3}})
+    [failed] = helm.releases("flux")
+    assert failed.status == "failed"
+    assert not helm.is_current(failed, FLUX2, base, {"keep": {"b": 3}}), "a failed one is redone"

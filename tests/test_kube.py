@@ -16,6 +16,7 @@ from gitopskit.kube import (
     Kubectl,
     NoKubeContextError,
     SecretState,
+    UnknownKindError,
     duration,
     namespace_manifest,
     secret_manifest,
@@ -165,3 +166,33 @@ def test_stalled_api_server_is_bounded(tmp_path: Path, stalled: StalledListener)
 
 def test_durations_are_go_durations() -> None:
     assert [duration(s) for s in (60, 0.5, 1e6, 2.25)] == ["60s", "0.5s", "1000000s", "2.25s"]
+
+
+def test_objects_names_annotate_and_delete(kube: tuple[FakeKube, dict[str, str]]) -> None:
+    fake, env = kube
+    kubectl = Kubectl(env=env)
+    with pytest.raises(UnknownKindError, match="doesn't have a resource type"):
+        kubectl.get_objects("default", ["gitrepositories.source.toolkit.fluxcd.io/x"])
+    for name, labels in (("a", {"owner": "helm", "name": "r"}), ("b", {"owner": "helm"}),
+                         ("c", {"owner": "helm", "name": "r"})):  # fmt: skip
+        fake.put(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": name, "namespace": "default", "labels": labels},
+            }
+        )
+    assert kubectl.names("configmaps", "default", selector="owner=helm,name=r") == ["a", "c"]
+    found = kubectl.get_objects("default", ["configmap/a", "configmap/missing", "configmap/c"])
+    assert [o["metadata"]["name"] for o in found] == ["a", "c"]
+    [one] = kubectl.get_objects("default", ["configmap/b"])
+    assert one["metadata"]["name"] == "b"
+    assert kubectl.get_objects("default", ["configmap/missing"]) == []
+    kubectl.annotate("configmap", "a", "default", "reconcile.fluxcd.io/requestedAt", "t1")
+    kubectl.annotate("configmap", "a", "default", "reconcile.fluxcd.io/requestedAt", "t2")
+    annotated = fake.get("ConfigMap", "a", "default") or {}
+    assert annotated["metadata"]["annotations"] == {"reconcile.fluxcd.io/requestedAt": "t2"}
+    kubectl.delete("configmap", ["a", "gone"], "default")
+    kubectl.delete("configmap", [], "default")
+    assert fake.get("ConfigMap", "a", "default") is None
+    assert fake.get("ConfigMap", "c", "default") is not None

@@ -21,8 +21,18 @@ repeated, ``--set*``, ``--create-namespace``, ``--wait``, ``--timeout``, ``--kub
 ``--all`` only deployed and failed releases, as helm), ``get values RELEASE``, ``uninstall
 RELEASE``. Charts: ``REPO/NAME`` needs ``repo add`` first (``Error: repo REPO not found``);
 ``NAME --repo URL`` never touches the repositories (a ``REPO/NAME`` with ``--repo`` is not found);
-``oci://`` references and local paths are accepted. Each release records ``chart``
-(``name-version``), ``chart_ref``, ``repo`` and ``status``.
+``oci://HOST/PATH/NAME`` references (anything shorter is an invalid reference) and local paths
+are accepted; the chart's name is the reference's last segment. Each release records ``chart``
+(``name-version``), ``chart_ref``, ``repo``, ``status``, the user-supplied ``values`` and the
+objects it made.
+
+Releases are stored as helm's default driver stores them when ``kube_url`` is given: one Secret
+per revision in the release's namespace, ``sh.helm.release.v1.<name>.v<revision>``, type
+``helm.sh/release.v1``, labels ``owner=helm``, ``name``, ``status`` (an upgrade marks the
+previous revision ``superseded``) and ``version``, ``data.release`` the release as
+base64(gzip(JSON)); ``list``, ``status``, ``get values`` and ``uninstall`` read them there, so
+deleting them makes helm forget a release and leaves its objects alone. Without ``kube_url``
+releases live in the state file.
 
 With ``kube_url`` (a ``FakeKube.url``), installs talk to the fake API server by server-side
 apply (field manager ``helm``): the namespace must exist unless ``--create-namespace``; like helm,
@@ -35,8 +45,13 @@ and HelmRelease, then Deployments ``source-controller``, ``kustomize-controller`
 ``helm-controller`` and ``notification-controller``; ``*/flux`` (Flux v1) creates Deployment
 ``<release>``; ``*/flux2-sync`` creates a GitRepository and a Kustomization named after the
 release from the merged values (``gitRepository.spec``, ``kustomization.spec``), plus a Secret
-when ``secret.create`` is true. ``uninstall`` deletes what the install created (a CRD's
-objects go with it).
+when ``secret.create`` is true; the ``flux2`` chart's CRDs carry ``crds.annotations``, as
+the community chart's do. ``*/flux-operator`` (``oci://ghcr.io/controlplaneio-fluxcd/charts/
+flux-operator``) creates the FluxInstance CRD (annotated ``helm.sh/resource-policy: keep``, with
+the schema of ``fluxinstance_v1_schema.yaml``, enforced by FakeKube; left out with
+``installCRDs: false``), a ServiceAccount and a Deployment named after the release.
+``uninstall`` deletes what the install created (a CRD's objects go with it) except the objects
+annotated ``helm.sh/resource-policy: keep``, which it lists as kept, as helm does.
 
 Fault injection: environment ``FAKE_HELM_FAIL`` is a comma-separated list of subcommands
 (``upgrade``, ``install``, ``repo``, ``uninstall``, ...) that exit 1 with an ``Error:`` line;
@@ -45,12 +60,19 @@ Fault injection: environment ``FAKE_HELM_FAIL`` is a comma-separated list of sub
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
 import sys
+import urllib.parse
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 __all__ = ["install_fake_helm", "read_helm_log", "read_helm_state", "state_path"]
+
+#: The FluxInstance schema the fake flux-operator chart's CRD carries (ours, not the operator's).
+FLUXINSTANCE_SCHEMA = Path(__file__).with_name("fluxinstance_v1_schema.yaml")
 
 
 def state_path(log_path: Path) -> Path:
@@ -66,11 +88,32 @@ def read_helm_log(log_path: Path) -> list[dict[str, Any]]:
 
 
 def read_helm_state(log_path: Path) -> dict[str, Any]:
+    """``{"repos": {name: url}, "releases": {"ns/name": release}}``: with a cluster, the
+    releases are read from helm's release Secrets in it (the latest revision of each)."""
     path = state_path(log_path)
     if not path.exists():
         return {"repos": {}, "releases": {}}
     data: dict[str, Any] = json.loads(path.read_text())
+    kube_url = data.pop("kube_url", None)
+    if kube_url:
+        data["releases"] = _cluster_releases(kube_url)
     return data
+
+
+def _cluster_releases(kube_url: str) -> dict[str, Any]:
+    query = urllib.parse.urlencode({"labelSelector": "owner=helm"})
+    with urllib.request.urlopen(f"{kube_url}/api/v1/secrets?{query}", timeout=10) as response:
+        items = json.loads(response.read())["items"]
+    latest: dict[str, Any] = {}
+    for item in items:
+        if item.get("type") != "helm.sh/release.v1":
+            continue
+        packed = base64.b64decode(base64.b64decode(item["data"]["release"]))
+        release = json.loads(gzip.decompress(packed))
+        key = f"{release['namespace']}/{release['name']}"
+        if key not in latest or release["revision"] > latest[key]["revision"]:
+            latest[key] = release
+    return latest
 
 
 def install_fake_helm(bin_dir: Path, log_path: Path, *, kube_url: str | None = None) -> Path:
@@ -81,7 +124,11 @@ def install_fake_helm(bin_dir: Path, log_path: Path, *, kube_url: str | None = N
         "log": str(log_path),
         "state": str(state_path(log_path)),
         "kube_url": kube_url,
+        "fluxinstance_schema": str(FLUXINSTANCE_SCHEMA),
     }
+    state = state_path(log_path)
+    if not state.exists():
+        state.write_text(json.dumps({"repos": {}, "releases": {}, "kube_url": kube_url}))
     script = bin_dir / "helm"
     script.write_text(f"#!{sys.executable}\nCONFIG = {json.dumps(config)!r}\n" + _SCRIPT)
     script.chmod(0o755)
@@ -93,6 +140,7 @@ import base64
 import contextlib
 import datetime
 import fcntl
+import gzip
 import json
 import os
 import re
@@ -100,6 +148,7 @@ import stat
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import yaml
@@ -187,7 +236,9 @@ def kube(method, path, body=None, content_type="application/json"):
 
 
 PLURALS = {"Namespace": "namespaces", "Secret": "secrets", "Deployment": "deployments",
+           "ServiceAccount": "serviceaccounts",
            "CustomResourceDefinition": "customresourcedefinitions"}
+KEEP = "helm.sh/resource-policy"
 # The CRDs the flux2 chart templates (a subset): group, kind, plural, short name.
 FLUX_CRDS = (
     ("source.toolkit.fluxcd.io", "GitRepository", "gitrepositories", "gitrepo"),
@@ -236,10 +287,11 @@ def check_mappings(objs, word, release_word):
                 f'version "{gv}"\nensure CRDs are installed first')
 
 
-def crd(group, kind, plural, short, release, chart):
+def crd(group, kind, plural, short, release, chart, annotations=None, schema=None):
     return {
         "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.{group}", "labels": {
+        "metadata": {"name": f"{plural}.{group}", "annotations": dict(annotations or {}),
+                     "labels": {
             "app.kubernetes.io/instance": release, "app.kubernetes.io/managed-by": "Helm",
             "helm.sh/chart": chart}},
         "spec": {"group": group, "scope": "Namespaced",
@@ -247,9 +299,14 @@ def crd(group, kind, plural, short, release, chart):
                            "singular": kind.lower(), "shortNames": [short]},
                  "versions": [{"name": "v1", "served": True, "storage": True,
                                "subresources": {"status": {}},
-                               "schema": {"openAPIV3Schema": {
+                               "schema": {"openAPIV3Schema": schema or {
                                    "type": "object",
-                                   "x-kubernetes-preserve-unknown-fields": True}}}]},
+                                   "x-kubernetes-preserve-unknown-fields": True}},
+                               "additionalPrinterColumns": [
+                                   {"name": "Ready", "type": "string", "jsonPath":
+                                    '.status.conditions[?(@.type=="Ready")].status'},
+                                   {"name": "Status", "type": "string", "jsonPath":
+                                    '.status.conditions[?(@.type=="Ready")].message'}]}]},
     }
 
 
@@ -277,8 +334,19 @@ def deployment(name, ns, release, chart):
 
 
 def manifests(release, ns, chart_name, chart_label, values):
+    if chart_name == "flux-operator":
+        # The chart annotates its CRDs with the keep policy; installCRDs: false leaves them out.
+        schema = yaml.safe_load(open(CONFIG["fluxinstance_schema"]).read())
+        objs = []
+        if values.get("installCRDs", True):
+            objs.append(crd("fluxcd.controlplane.io", "FluxInstance", "fluxinstances", "fi",
+                            release, chart_label, {KEEP: "keep"}, schema))
+        meta = {"name": release, "namespace": ns}
+        return objs + [{"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta},
+                       deployment(release, ns, release, chart_label)]
     if chart_name == "flux2":
-        crds = [crd(*spec, release, chart_label) for spec in FLUX_CRDS]
+        annotations = (values.get("crds") or {}).get("annotations") or {}
+        crds = [crd(*spec, release, chart_label, annotations) for spec in FLUX_CRDS]
         return crds + [deployment(n, ns, release, chart_label) for n in (
             "source-controller", "kustomize-controller", "helm-controller",
             "notification-controller")]
@@ -329,8 +397,11 @@ def chart_source(chart, flags, repos):
         if "/" in chart:
             raise HelmError(f'chart "{chart}" not found in {repo_url} repository')
         return repo_url
-    if chart.startswith("oci://") or chart.startswith(("/", "./", "../")) \
-            or os.path.exists(chart):
+    if chart.startswith("oci://"):
+        if not re.match(r"^oci://[^/]+/[^/].*[^/]$", chart):
+            raise HelmError(f"invalid OCI reference: {chart}")
+        return chart
+    if chart.startswith(("/", "./", "../")) or os.path.exists(chart):
         return chart
     if "/" in chart:
         repo = chart.split("/", 1)[0]
@@ -372,6 +443,91 @@ def create_all(ns, flags, objs):
     return created, None
 
 
+class FileReleases:
+    # Releases in the state file (helm's memory driver, for tests without a cluster).
+
+    def __init__(self, st):
+        self.st = st
+
+    def get(self, ns, name):
+        return self.st["releases"].get(f"{ns}/{name}")
+
+    def put(self, rel, previous):
+        self.st["releases"][f"{rel['namespace']}/{rel['name']}"] = rel
+
+    def delete(self, ns, name):
+        return self.st["releases"].pop(f"{ns}/{name}", None)
+
+    def all(self, ns=None):
+        return [r for r in self.st["releases"].values() if ns is None or r["namespace"] == ns]
+
+
+class ClusterReleases:
+    # Releases as helm's default (secret) driver keeps them: one Secret per revision,
+    # sh.helm.release.v1.<name>.v<revision>, type helm.sh/release.v1, labelled owner=helm,
+    # name, status and version; data.release is base64(gzip(json)).
+
+    @staticmethod
+    def _secret(rel):
+        packed = base64.b64encode(gzip.compress(json.dumps(rel).encode())).decode()
+        return {
+            "apiVersion": "v1", "kind": "Secret", "type": "helm.sh/release.v1",
+            "metadata": {"name": f"sh.helm.release.v1.{rel['name']}.v{rel['revision']}",
+                         "namespace": rel["namespace"],
+                         "labels": {"name": rel["name"], "owner": "helm",
+                                    "status": rel["status"], "version": str(rel["revision"])}},
+            "data": {"release": base64.b64encode(packed.encode()).decode()},
+        }
+
+    def _list(self, ns, name=None):
+        selector = "owner=helm" + (f",name={name}" if name else "")
+        where = f"/api/v1/namespaces/{ns}/secrets" if ns else "/api/v1/secrets"
+        code, out = kube("GET", f"{where}?" + urllib.parse.urlencode({"labelSelector": selector}))
+        if code != 200:
+            raise HelmError(f"list: failed to list release secrets: {(out or {}).get('message')}")
+        found = []
+        for item in out.get("items") or []:
+            if item.get("type") != "helm.sh/release.v1":
+                continue
+            packed = base64.b64decode(base64.b64decode(item["data"]["release"]))
+            found.append((item["metadata"]["name"], json.loads(gzip.decompress(packed))))
+        return found
+
+    def _latest(self, found):
+        latest = {}
+        for _, rel in found:
+            key = (rel["namespace"], rel["name"])
+            if key not in latest or rel["revision"] > latest[key]["revision"]:
+                latest[key] = rel
+        return latest
+
+    def get(self, ns, name):
+        return self._latest(self._list(ns, name)).get((ns, name))
+
+    def put(self, rel, previous):
+        apply(self._secret(rel))
+        if previous is not None and previous.get("status") == "deployed":
+            apply(self._secret({**previous, "status": "superseded"}))
+
+    def delete(self, ns, name):
+        found = self._list(ns, name)
+        for secret, _ in found:
+            kube("DELETE", f"/api/v1/namespaces/{ns}/secrets/{secret}",
+                 {"propagationPolicy": "Background"})
+        return self._latest(found).get((ns, name))
+
+    def all(self, ns=None):
+        return list(self._latest(self._list(ns)).values())
+
+
+def releases_of(st):
+    return ClusterReleases() if CONFIG["kube_url"] else FileReleases(st)
+
+
+def kept(obj):
+    return ((obj.get("metadata") or {}).get("annotations") or {}).get(KEEP) == "keep"
+
+
 def cmd_upgrade(pos, flags, install_only=False):
     if len(pos) != 2:
         raise HelmError(f'"helm {"install" if install_only else "upgrade"}" requires 2 '
@@ -382,8 +538,8 @@ def cmd_upgrade(pos, flags, install_only=False):
     failure = None
     with state() as st:
         source = chart_source(chart, flags, st["repos"])
-        key = f"{ns}/{release}"
-        existing = st["releases"].get(key)
+        store = releases_of(st)
+        existing = store.get(ns, release)
         if install_only and existing:
             raise HelmError("INSTALLATION FAILED: cannot re-use a name that is still in use")
         if existing is None and not install:
@@ -397,19 +553,21 @@ def cmd_upgrade(pos, flags, install_only=False):
         chart_name = chart.rstrip("/").rsplit("/", 1)[-1]
         version = flag(flags, "--version", default="0.1.0")
         chart_label = f"{chart_name}-{version}"
-        created = []
+        created, keep = [], []
         if CONFIG["kube_url"]:
             objs = manifests(release, ns, chart_name, chart_label, values)
             check_mappings(objs, word, "new release" if existing else "release")
             created, failure = create_all(ns, flags, objs)
+            keep = [api_path(o) for o in objs if kept(o)]
         rel = {
             "name": release, "namespace": ns, "revision": (existing or {}).get("revision", 0) + 1,
             "status": "failed" if failure else "deployed", "chart": chart_label,
             "chart_ref": chart, "repo": source, "app_version": version,
             "updated": now().isoformat(), "values": values,
             "objects": sorted(set(created) | set((existing or {}).get("objects", []))),
+            "kept": keep,
         }
-        st["releases"][key] = rel
+        store.put(rel, existing)
     if failure is not None:
         raise HelmError(f"{word} FAILED: {failure}")
     if op == "install" and not install_only:
@@ -494,7 +652,7 @@ def main(argv):
         return 0
     if cmd == "status":
         with state() as st:
-            rel = st["releases"].get(f"{ns}/{args[0]}") if args else None
+            rel = releases_of(st).get(ns, args[0]) if args else None
         if rel is None:
             raise HelmError("release: not found")
         if output == "json":
@@ -508,10 +666,10 @@ def main(argv):
     if cmd in ("list", "ls"):
         pattern = re.compile(flag(flags, "--filter", default="") or "")
         shown = None if flag(flags, "--all", "-a") == "true" else ("deployed", "failed")
+        everywhere = flag(flags, "-A", "--all-namespaces") == "true"
         with state() as st:
-            rels = [r for r in st["releases"].values()
-                    if (flag(flags, "-A", "--all-namespaces") == "true" or r["namespace"] == ns)
-                    and pattern.search(r["name"]) and (shown is None or r["status"] in shown)]
+            rels = [r for r in releases_of(st).all(None if everywhere else ns)
+                    if pattern.search(r["name"]) and (shown is None or r["status"] in shown)]
         rows = [{"name": r["name"], "namespace": r["namespace"], "revision": str(r["revision"]),
                  "updated": r["updated"], "status": r["status"], "chart": r["chart"],
                  "app_version": r["app_version"]} for r in sorted(rels, key=lambda r: r["name"])]
@@ -526,7 +684,7 @@ def main(argv):
         return 0
     if cmd == "get" and args[:1] == ["values"] and len(args) == 2:
         with state() as st:
-            rel = st["releases"].get(f"{ns}/{args[1]}")
+            rel = releases_of(st).get(ns, args[1])
         if rel is None:
             raise HelmError("release: not found")
         if output == "json":
@@ -536,13 +694,25 @@ def main(argv):
         return 0
     if cmd in ("uninstall", "delete", "del", "un"):
         with state() as st:
+            store = releases_of(st)
             for name in args:
-                rel = st["releases"].pop(f"{ns}/{name}", None)
+                rel = store.get(ns, name)
                 if rel is None:
                     raise HelmError(f"uninstall: Release not loaded: {name}: release: not found")
+                # Like helm: what the release's manifest marks helm.sh/resource-policy: keep
+                # stays; everything else it made is deleted, a CRD with all its objects.
+                kept_paths = [p for p in rel.get("objects", []) if p in rel.get("kept", [])]
                 if CONFIG["kube_url"]:
                     for path in rel.get("objects", []):
-                        kube("DELETE", path, {"propagationPolicy": "Background"})
+                        if path not in kept_paths:
+                            kube("DELETE", path, {"propagationPolicy": "Background"})
+                store.delete(ns, name)
+                if kept_paths:
+                    print("These resources were kept due to the resource policy:")
+                    for path in kept_paths:
+                        kind = next(k for k, v in PLURALS.items() if v == path.split("/")[-2])
+                        print(f"[{kind}] {path.rsplit('/', 1)[-1]}")
+                    print()
                 print(f'release "{name}" uninstalled')
         return 0
     raise HelmError(f'unknown command "{cmd}" for "helm"')

@@ -40,8 +40,22 @@ Public API (``FakeKube``):
   ``mark_unready(name, namespace)`` does the opposite.
 - ``crd_establish_delay = 0.0`` -- seconds after its creation a CustomResourceDefinition gets
   ``Established=True`` (``NamesAccepted`` at once); its kind is served only from then on.
-- ``crd_manifest(group, version, kind, plural, *, short_names=(), namespaced=True)`` (module
-  function) -- a minimal CRD to ``put`` or apply.
+- ``crd_manifest(group, version, kind, plural, *, short_names=(), namespaced=True,
+  schema=None, annotations=None)`` (module function) -- a CRD to ``put`` or apply, with a
+  status subresource; ``schema`` (its ``openAPIV3Schema``, default: anything) is enforced as a
+  structural schema: on every write over HTTP its defaults are filled in, a wrong type, enum
+  value, pattern, length or a missing required field is a 422 naming each field, and an unknown
+  field is a 400 with ``fieldValidation=Strict`` (what ``kubectl apply`` sends), else dropped.
+- ``set_status(kind, name, namespace, status)`` and ``set_condition(kind, name, namespace, *,
+  type="Ready", status="True", reason="Succeeded", message="", **status_fields)`` -- write the
+  status subresource (new resourceVersion, a watch event, the generation unchanged; the
+  condition's ``observedGeneration`` is the object's generation). Spec writes never change a
+  status, and a status write never the spec.
+- ``add_controller(callback)`` -- ``callback(event_type, obj)`` runs for every change stored
+  afterwards, on one background thread, after the write was answered (as a controller's watch);
+  it writes with ``apply(obj, *, manager)`` (in-process server-side apply) and the status
+  helpers. ``settle(timeout=10)`` waits until every change has been handled;
+  ``controller_errors`` holds the tracebacks of callbacks that raised.
 
 Served: ``/version`` (1.32, so the kubectl dispatcher runs its built-in 1.32), old-style
 discovery (``/api``, ``/apis``, ``/api/v1``, ``/apis/apps/v1``,
@@ -69,14 +83,16 @@ import contextlib
 import copy
 import datetime as dt
 import json
+import queue
 import re
 import secrets as _secrets
 import select
 import socket
 import threading
 import time
+import traceback
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -119,6 +135,8 @@ class Resource:
     namespaced: bool
     short_names: tuple[str, ...] = ()
     status_subresource: bool = False
+    #: A CRD's additionalPrinterColumns: (name, JSONPath), for ``kubectl get``.
+    printer_columns: tuple[tuple[str, str], ...] = ()
 
     @property
     def group_version(self) -> str:
@@ -158,16 +176,26 @@ def crd_manifest(
     *,
     short_names: tuple[str, ...] = (),
     namespaced: bool = True,
+    schema: Obj | None = None,
+    annotations: dict[str, str] | None = None,
+    printer_columns: list[tuple[str, str]] | None = None,
 ) -> Obj:
-    """A minimal ``apiextensions.k8s.io/v1`` CustomResourceDefinition (schema: anything)."""
+    """A minimal ``apiextensions.k8s.io/v1`` CustomResourceDefinition with a status subresource.
+
+    ``schema`` is its ``openAPIV3Schema`` (default: anything goes). A structural schema is
+    enforced on writes, as an API server does (see :func:`validate_structural`)."""
     names: Obj = {"kind": kind, "listKind": f"{kind}List", "plural": plural,
                   "singular": kind.lower()}  # fmt: skip
     if short_names:
         names["shortNames"] = list(short_names)
+    open_schema: Obj = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+    metadata: Obj = {"name": f"{plural}.{group}"}
+    if annotations:
+        metadata["annotations"] = dict(annotations)
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.{group}"},
+        "metadata": metadata,
         "spec": {
             "group": group,
             "names": names,
@@ -178,8 +206,11 @@ def crd_manifest(
                     "served": True,
                     "storage": True,
                     "subresources": {"status": {}},
-                    "schema": {"openAPIV3Schema": {"type": "object",
-                                                   "x-kubernetes-preserve-unknown-fields": True}},
+                    "schema": {"openAPIV3Schema": copy.deepcopy(schema or open_schema)},
+                    "additionalPrinterColumns": [
+                        {"name": n, "type": "string", "jsonPath": j}
+                        for n, j in printer_columns or []
+                    ],
                 }
             ],
         },
@@ -203,12 +234,137 @@ def _crd_resource(crd: Obj) -> Resource | None:
         namespaced=spec.get("scope", "Namespaced") == "Namespaced",
         short_names=tuple(names.get("shortNames") or ()),
         status_subresource="status" in (version.get("subresources") or {}),
+        printer_columns=tuple(
+            (str(c["name"]), str(c["jsonPath"]))
+            for c in version.get("additionalPrinterColumns") or []
+            if c.get("name") and c.get("jsonPath") and c["name"] != "Age"
+        ),
     )
 
 
 def _established(crd: Obj) -> bool:
     conditions = (crd.get("status") or {}).get("conditions") or []
     return any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
+
+
+def _crd_schema(crd: Obj, version: str) -> Obj | None:
+    """The structural schema of ``version`` of a CRD; None when it takes anything."""
+    for entry in (crd.get("spec") or {}).get("versions") or []:
+        if entry.get("name") == version:
+            schema = (entry.get("schema") or {}).get("openAPIV3Schema")
+            if not schema or schema.get("x-kubernetes-preserve-unknown-fields"):
+                return None
+            return dict(schema)
+    return None
+
+
+_JSON_TYPES = {"object": dict, "array": list, "string": str, "boolean": bool}
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    return {dict: "object", list: "array", str: "string"}.get(type(value), "unknown")
+
+
+def _type_ok(wanted: str, value: Any) -> bool:
+    if wanted == "integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if wanted == "number":
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    expected = _JSON_TYPES.get(wanted)
+    return expected is None or isinstance(value, expected)
+
+
+def validate_structural(schema: Obj, value: Any, path: str = "") -> tuple[list[str], list[str]]:
+    """Check ``value`` against an OpenAPI v3 structural schema as an API server does, filling
+    in defaults in place (before validation, as the server defaults first).
+
+    Returns:
+        The field errors (``spec.cluster.type: Unsupported value: ...``) and the paths of
+        fields the schema does not declare (``.spec.foo``).
+    """
+    errors: list[str] = []
+    unknown: list[str] = []
+    _walk(schema, value, path, errors, unknown)
+    return errors, unknown
+
+
+def _walk(schema: Obj, value: Any, path: str, errors: list[str], unknown: list[str]) -> None:
+    shown = path or "<root>"
+    if schema.get("x-kubernetes-int-or-string"):
+        if not (isinstance(value, str) or _type_ok("integer", value)):
+            errors.append(f"{shown}: Invalid value: {json.dumps(value)}: must be an integer or "
+                          "a string")  # fmt: skip
+        return
+    wanted = schema.get("type")
+    if wanted and not _type_ok(wanted, value):
+        got = _json_type(value)
+        errors.append(f'{shown}: Invalid value: "{got}": {shown} in body must be of type '
+                      f'{wanted}: "{got}"')  # fmt: skip
+        return
+    if "enum" in schema and value not in schema["enum"]:
+        allowed = ", ".join(json.dumps(v) for v in schema["enum"])
+        errors.append(f"{shown}: Unsupported value: {json.dumps(value)}: supported values: "
+                      f"{allowed}")  # fmt: skip
+    if isinstance(value, str):
+        pattern = schema.get("pattern")
+        if pattern is not None and not re.search(pattern, value):
+            errors.append(f"{shown}: Invalid value: {json.dumps(value)}: {shown} in body "
+                          f"should match '{pattern}'")  # fmt: skip
+        if len(value) < schema.get("minLength", 0):
+            errors.append(f"{shown}: Invalid value: {json.dumps(value)}: {shown} in body should "
+                          f"be at least {schema['minLength']} chars long")  # fmt: skip
+        if "maxLength" in schema and len(value) > schema["maxLength"]:
+            errors.append(f"{shown}: Too long: may not be more than {schema['maxLength']} bytes")
+    if isinstance(value, list):
+        if len(value) < schema.get("minItems", 0):
+            errors.append(f"{shown}: Invalid value: {len(value)}: {shown} in body should have at "
+                          f"least {schema['minItems']} items")  # fmt: skip
+        items = schema.get("items")
+        if isinstance(items, dict):
+            for index, item in enumerate(value):
+                _walk(items, item, f"{path}[{index}]", errors, unknown)
+    if isinstance(value, dict):
+        _walk_object(schema, value, path, errors, unknown)
+
+
+def _walk_object(schema: Obj, value: Obj, path: str, errors: list[str], unknown: list[str]) -> None:
+    if path == "metadata":
+        return  # ObjectMeta is the server's own, not the CRD's
+    properties: Obj = schema.get("properties") or {}
+    for name, sub in properties.items():
+        if name not in value and "default" in sub:
+            value[name] = copy.deepcopy(sub["default"])
+    for name in schema.get("required") or []:
+        if name not in value:
+            errors.append(f"{path + '.' if path else ''}{name}: Required value")
+    extra = schema.get("additionalProperties")
+    open_ended = schema.get("x-kubernetes-preserve-unknown-fields") or (
+        not properties and extra is None
+    )
+    for name, item in value.items():
+        where = f"{path}.{name}" if path else name
+        if name in properties:
+            _walk(properties[name], item, where, errors, unknown)
+        elif isinstance(extra, dict):
+            _walk(extra, item, where, errors, unknown)
+        elif not open_ended:
+            unknown.append("." + where)
+
+
+def _drop(obj: Any, path: str) -> None:
+    """Remove the field at ``path`` (``.spec.a[0].b``) from ``obj``."""
+    steps = [int(i) if i else k for k, i in re.findall(r"\.([^.\[]+)|\[(\d+)\]", path)]
+    for step in steps[:-1]:
+        obj = obj[step]
+    del obj[steps[-1]]
 
 
 @dataclass
@@ -466,6 +622,11 @@ def _decode_protobuf(body: bytes) -> Obj:
     return obj
 
 
+def _validation(req: RecordedRequest) -> str:
+    """The request's ``fieldValidation`` (the server's default for a request without it: Warn)."""
+    return req.query.get("fieldValidation") or "Warn"
+
+
 def _wants_table(req: RecordedRequest) -> bool:
     return "as=Table" in req.headers.get("Accept", "")
 
@@ -482,6 +643,17 @@ def _age(timestamp: str | None) -> str:
     if secs < 172800:
         return f"{secs // 3600}h"
     return f"{secs // 86400}d"
+
+
+def _json_path(obj: Any, path: str) -> str:
+    """The value at a printer column's JSONPath: ``.a.b`` steps and ``[?(@.k=="v")]`` filters."""
+    for step, key, value in re.findall(r'\.([A-Za-z0-9_-]+)|\[\?\(@\.(\w+)=="([^"]*)"\)\]', path):
+        if step:
+            obj = obj.get(step) if isinstance(obj, dict) else None
+        else:
+            matches = [i for i in obj or [] if isinstance(i, dict) and i.get(key) == value]
+            obj = matches[0] if matches else None
+    return "" if obj is None else str(obj)
 
 
 def _table(res: Resource, items: list[Obj], rv: str) -> Obj:
@@ -504,6 +676,12 @@ def _table(res: Resource, items: list[Obj], rv: str) -> Obj:
         "Namespace": (["Status"], lambda o: [o.get("status", {}).get("phase", "")]),
     }
     names, cells = extra.get(res.kind, ([], lambda o: []))
+    if res.printer_columns:
+        names = [name for name, _ in res.printer_columns]
+
+        def cells(o: Obj) -> list[Any]:
+            return [_json_path(o, path) for _, path in res.printer_columns]
+
     columns += [*names, "Age"]
     return {
         "kind": "Table",
@@ -600,6 +778,13 @@ class FakeKube:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._conns: set[socket.socket] = set()
+        #: Callbacks run for every stored change, on a thread of their own (see add_controller).
+        self._controllers: list[Callable[[str, Obj], None]] = []
+        self._changes: queue.Queue[tuple[str, Obj] | None] = queue.Queue()
+        self._unhandled = 0
+        self._controller_thread: threading.Thread | None = None
+        #: Tracebacks of controller callbacks that raised (a test asserts it stays empty).
+        self.controller_errors: list[str] = []
         for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
             self.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
 
@@ -616,6 +801,9 @@ class FakeKube:
             target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-kube"
         )
         self._thread.start()
+        self._controller_thread = threading.Thread(target=self._run_controllers,
+                                                   name="fake-kube-controllers")  # fmt: skip
+        self._controller_thread.start()
         return self
 
     def stop(self) -> None:
@@ -638,6 +826,10 @@ class FakeKube:
                 conn.shutdown(socket.SHUT_RDWR)
         server.server_close()  # joins the handler threads
         self._server = self._thread = None
+        if self._controller_thread is not None:
+            self._changes.put(None)
+            self._controller_thread.join()
+            self._controller_thread = None
 
     def __enter__(self) -> FakeKube:
         return self.start()
@@ -773,6 +965,104 @@ class FakeKube:
                 _FailRule(method.upper(), re.compile(path_regex), status, times)
             )
 
+    # ------------------------------------------------------------------ controllers
+    def add_controller(self, callback: Callable[[str, Obj], None]) -> None:
+        """Run ``callback(event_type, obj)`` for every change stored from now on (``ADDED``,
+        ``MODIFIED``, ``DELETED``), as a controller's watch sees it: after the write has been
+        answered, one change at a time, on one thread shared by all controllers. A callback
+        writes through :meth:`apply`, :meth:`set_status` and :meth:`set_condition`; what it
+        raises is kept in :attr:`controller_errors`."""
+        with self._lock:
+            self._controllers.append(callback)
+
+    def _run_controllers(self) -> None:
+        while True:
+            change = self._changes.get()
+            if change is None:
+                return
+            try:
+                for callback in list(self._controllers):
+                    if self._stopping.is_set():
+                        break
+                    try:
+                        callback(*change)
+                    except Exception:
+                        self.controller_errors.append(traceback.format_exc())
+            finally:
+                with self._cond:
+                    self._unhandled -= 1
+                    self._cond.notify_all()
+
+    def settle(self, timeout: float = 10.0) -> None:
+        """Wait until the controllers have handled every change, theirs included.
+
+        Raises:
+            TimeoutError: They are still busy after ``timeout`` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._unhandled > 0:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"controllers still busy after {timeout:g}s")
+                self._cond.wait(remaining)
+
+    def apply(self, obj: Obj, *, manager: str) -> Obj:
+        """Server-side apply ``obj`` as field manager ``manager`` (what a controller does):
+        created when missing, merged when present; a no-op when nothing changes."""
+        res = self.resource_for(obj["kind"])
+        meta = obj.get("metadata") or {}
+        key = self._key(res, meta["name"], meta.get("namespace"))
+        with self._lock:
+            existing = self.objects.get(key)
+            merged = copy.deepcopy(obj) if existing is None else _apply_merge(existing, obj)
+            self._managed(merged, manager, "Apply", existing)
+            return self._store(res, key, merged, existing, validation="Strict")
+
+    def set_status(self, kind: str, name: str, namespace: str | None, status: Obj) -> Obj:
+        """Replace an object's status, as a write to its status subresource."""
+        res = self.resource_for(kind)
+        with self._lock:
+            key = self._key(res, name, namespace)
+            existing = self.objects.get(key)
+            if existing is None:
+                raise KeyError(f"no {kind} {namespace}/{name}")
+            obj = copy.deepcopy(existing)
+            obj["status"] = copy.deepcopy(status)
+            return self._store(res, key, obj, existing, status_write=True)
+
+    def set_condition(
+        self,
+        kind: str,
+        name: str,
+        namespace: str | None,
+        *,
+        type: str = "Ready",
+        status: str = "True",
+        reason: str = "Succeeded",
+        message: str = "",
+        **fields: Any,
+    ) -> Obj:
+        """Set one condition (observed at the object's current generation) and, optionally,
+        other status fields; the other conditions stay. What a test uses to make an object
+        Ready, or not ready with a message."""
+        current = self.get(kind, name, namespace)
+        if current is None:
+            raise KeyError(f"no {kind} {namespace}/{name}")
+        generation = current["metadata"].get("generation", 1)
+        new_status = copy.deepcopy(current.get("status") or {})
+        conditions = [c for c in new_status.get("conditions") or [] if c.get("type") != type]
+        previous = next((c for c in new_status.get("conditions") or [] if c.get("type") == type),
+                        None)  # fmt: skip
+        since = (previous or {}).get("lastTransitionTime") if (
+            previous and previous.get("status") == status) else _now()  # fmt: skip
+        conditions.insert(0, {"type": type, "status": status, "reason": reason,
+                              "message": message, "observedGeneration": generation,
+                              "lastTransitionTime": since})  # fmt: skip
+        new_status["conditions"] = conditions
+        new_status.update(copy.deepcopy(fields))
+        return self.set_status(kind, name, namespace, new_status)
+
     # ------------------------------------------------------------------ storage
     def _commit(self, key: Key, obj: Obj, event_type: str) -> Obj:
         self._rv += 1
@@ -783,6 +1073,9 @@ class FakeKube:
             self.objects[key] = obj
         self._events.append(_Event(self._rv, event_type, key, copy.deepcopy(obj)))
         self._event_rvs.append(self._rv)
+        if self._controllers:
+            self._unhandled += 1
+            self._changes.put((event_type, copy.deepcopy(obj)))
         self._cond.notify_all()
         return copy.deepcopy(obj)
 
@@ -887,6 +1180,34 @@ class FakeKube:
             ],
         }
 
+    def _validate_custom(self, res: Resource, key: Key, obj: Obj, *, strict: bool) -> None:
+        """A custom resource against its CRD's structural schema: defaults filled in, unknown
+        fields refused (strict) or dropped, invalid values a 422 naming each field."""
+        if not res.group or any(r is res for r in RESOURCES):
+            return
+        crd = self.objects.get((_CRD.group_version, _CRD.plural, None, f"{res.plural}.{res.group}"))
+        schema = _crd_schema(crd, res.version) if crd else None
+        if schema is None:
+            return
+        status = obj.pop("status", None)
+        errors, unknown = validate_structural(schema, obj)
+        if status is not None:
+            obj["status"] = status
+        if unknown and strict:
+            raise _KubeError(400, f".{unknown[0].lstrip('.')}: field not declared in schema",
+                             reason="BadRequest")  # fmt: skip
+        for path in unknown:
+            _drop(obj, path)
+        if errors:
+            listed = errors[0] if len(errors) == 1 else "[" + ", ".join(errors) + "]"
+            raise _KubeError(
+                422,
+                f'{res.kind}.{res.group} "{key[3]}" is invalid: {listed}',
+                {"name": key[3], "group": res.group, "kind": res.kind,
+                 "causes": [dict(zip(("field", "message"), e.split(": ", 1), strict=False))
+                            for e in errors]},
+            )  # fmt: skip
+
     def _store(
         self,
         res: Resource,
@@ -896,8 +1217,15 @@ class FakeKube:
         *,
         dry_run: bool = False,
         status_write: bool = False,
+        validation: str | None = None,
     ) -> Obj:
-        """Apply server defaults to ``obj`` and store it (create when ``existing`` is None)."""
+        """Apply server defaults to ``obj`` and store it (create when ``existing`` is None).
+
+        ``validation`` is the request's ``fieldValidation`` (``Strict``: an unknown field is an
+        error; otherwise it is dropped); None (objects seeded by a test) skips the CRD's schema.
+        """
+        if validation is not None and not status_write:
+            self._validate_custom(res, key, obj, strict=validation == "Strict")
         obj["apiVersion"] = res.group_version
         obj["kind"] = res.kind
         meta = obj.setdefault("metadata", {})
@@ -1303,7 +1631,8 @@ class FakeKube:
                     reason="AlreadyExists",
                 )
             self._add_managed(obj, req, "Update")
-            return 201, self._store(res, key, obj, None, dry_run=req.query.get("dryRun") == "All")
+            return 201, self._store(res, key, obj, None, dry_run=req.query.get("dryRun") == "All",
+                                    validation=_validation(req))  # fmt: skip
 
     def _update(
         self,
@@ -1340,6 +1669,7 @@ class FakeKube:
             existing,
             dry_run=req.query.get("dryRun") == "All",
             status_write=status_write,
+            validation=_validation(req),
         )
 
     def _patch(
@@ -1367,13 +1697,15 @@ class FakeKube:
                 obj = copy.deepcopy(patch)
                 self._add_managed(obj, req, "Apply")
                 return 201, self._store(
-                    res, key, obj, None, dry_run=dry_run, status_write=status_write
-                )
+                    res, key, obj, None, dry_run=dry_run, status_write=status_write,
+                    validation=_validation(req),
+                )  # fmt: skip
             merged = _apply_merge(existing, patch)
             self._add_managed(merged, req, "Apply", existing)
             return 200, self._store(
-                res, key, merged, existing, dry_run=dry_run, status_write=status_write
-            )
+                res, key, merged, existing, dry_run=dry_run, status_write=status_write,
+                validation=_validation(req),
+            )  # fmt: skip
         if ct in ("application/merge-patch+json", "application/strategic-merge-patch+json"):
             if existing is None:
                 raise _not_found(res, key[3])
@@ -1382,18 +1714,23 @@ class FakeKube:
             )
             self._add_managed(merged, req, "Update", existing)
             return 200, self._store(
-                res, key, merged, existing, dry_run=dry_run, status_write=status_write
-            )
+                res, key, merged, existing, dry_run=dry_run, status_write=status_write,
+                validation=_validation(req),
+            )  # fmt: skip
         raise _KubeError(415, f"the server does not support patch content type {ct!r}")
 
-    @staticmethod
+    @classmethod
     def _add_managed(
-        obj: Obj, req: RecordedRequest, operation: str, existing: Obj | None = None
+        cls, obj: Obj, req: RecordedRequest, operation: str, existing: Obj | None = None
     ) -> None:
         manager = (
             req.query.get("fieldManager")
             or (req.headers.get("User-Agent", "unknown").split("/")[0])
         )
+        cls._managed(obj, manager, operation, existing)
+
+    @staticmethod
+    def _managed(obj: Obj, manager: str, operation: str, existing: Obj | None = None) -> None:
         meta = obj.setdefault("metadata", {})
         fields = [
             mf

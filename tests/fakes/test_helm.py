@@ -250,3 +250,85 @@ def test_fake_helm_stall(helm: Helm) -> None:
         subprocess.run(["helm", "upgrade", "--install", "r", "flux2", "--repo", "https://c.test"],
                        env={**helm.env, "FAKE_HELM_STALL": "upgrade"}, timeout=1)  # fmt: skip
     assert read_helm_log(helm.log)[-1]["argv"][0] == "upgrade"
+
+
+# --- releases stored as helm stores them; the CRD keep policy; the Flux Operator's OCI chart ---
+
+OPERATOR_CHART = "oci://ghcr.io/controlplaneio-fluxcd/charts/flux-operator"
+
+
+def release_secrets(kube: FakeKube, namespace: str) -> dict[str, dict[str, str]]:
+    return {
+        s["metadata"]["name"]: s["metadata"]["labels"]
+        for s in kube.list_objects("Secret", namespace)
+        if s.get("type") == "helm.sh/release.v1"
+    }
+
+
+def test_releases_are_secrets_in_the_release_namespace(
+    kube: FakeKube, kubectl: Kubectl, tmp_path: Path
+) -> None:
+    helm = Helm(tmp_path, kube_url=kube.url)
+    kube.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "flux-system"}})
+    for _ in range(2):
+        done = helm("upgrade", "--install", "flux", "flux2", "--repo", "https://c.example.test",
+                    "--version", "2.18.3", "-n", "flux-system")  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    secrets = release_secrets(kube, "flux-system")
+    assert secrets == {
+        "sh.helm.release.v1.flux.v1": {"name": "flux", "owner": "helm", "status": "superseded",
+                                       "version": "1"},
+        "sh.helm.release.v1.flux.v2": {"name": "flux", "owner": "helm", "status": "deployed",
+                                       "version": "2"},
+    }  # fmt: skip
+    assert read_helm_state(helm.log)["releases"]["flux-system/flux"]["revision"] == 2
+    # Deleting helm's records (and nothing else) makes helm forget the release, objects stay.
+    forget = kubectl("delete", "secret", "-n", "flux-system", "-l", "owner=helm,name=flux")
+    assert forget.returncode == 0, forget.stderr
+    assert json.loads(helm("list", "-n", "flux-system", "--all", "-o", "json").stdout) == []
+    assert read_helm_state(helm.log)["releases"] == {}
+    assert kube.get("crd", "gitrepositories.source.toolkit.fluxcd.io") is not None
+    assert kube.get("Deployment", "source-controller", "flux-system") is not None
+
+
+def test_uninstall_keeps_what_the_resource_policy_keeps(kube: FakeKube, tmp_path: Path) -> None:
+    helm = Helm(tmp_path, kube_url=kube.url)
+    kube.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "flux-system"}})
+    keep = tmp_path / "keep.yaml"
+    keep.write_text("crds:\n  annotations:\n    helm.sh/resource-policy: keep\n")
+    for release, chart in (("flux", "flux2"), ("flux-sync", "flux2-sync")):
+        done = helm("upgrade", "--install", release, chart, "--repo", "https://c.example.test",
+                    "-n", "flux-system", "-f", str(keep))  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    crd = kube.get("crd", "kustomizations.kustomize.toolkit.fluxcd.io") or {}
+    assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    gone = helm("uninstall", "flux", "-n", "flux-system")
+    assert gone.returncode == 0, gone.stderr
+    assert "These resources were kept due to the resource policy:" in gone.stdout
+    assert "[CustomResourceDefinition] kustomizations.kustomize.toolkit.fluxcd.io" in gone.stdout
+    assert kube.get("Deployment", "source-controller", "flux-system") is None
+    assert kube.get("Kustomization", "flux-sync", "flux-system") is not None, "kept with its CRD"
+
+
+def test_the_flux_operator_chart_by_oci_reference(
+    kube: FakeKube, kubectl: Kubectl, tmp_path: Path
+) -> None:
+    helm = Helm(tmp_path, kube_url=kube.url)
+    kube.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "flux-system"}})
+    bad = helm("upgrade", "--install", "flux-operator", "oci://ghcr.io", "-n", "flux-system")
+    assert bad.returncode == 1 and "invalid OCI reference" in bad.stderr
+    done = helm("upgrade", "--install", "flux-operator", OPERATOR_CHART, "--version", "0.58.1",
+                "-n", "flux-system")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    release = read_helm_state(helm.log)["releases"]["flux-system/flux-operator"]
+    assert (release["chart"], release["chart_ref"]) == ("flux-operator-0.58.1", OPERATOR_CHART)
+    assert kube.get("Deployment", "flux-operator", "flux-system") is not None
+    crd = kube.get("crd", "fluxinstances.fluxcd.controlplane.io") or {}
+    assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    invalid = kubectl("apply", "--server-side", "-f", "-", input=json.dumps({
+        "apiVersion": "fluxcd.controlplane.io/v1", "kind": "FluxInstance",
+        "metadata": {"name": "flux", "namespace": "flux-system"},
+        "spec": {"distribution": {"version": "2.9.x"}},
+    }))  # fmt: skip
+    assert invalid.returncode == 1
+    assert "spec.distribution.registry: Required value" in invalid.stderr, "its schema holds"

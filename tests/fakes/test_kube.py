@@ -5,10 +5,12 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import subprocess
 import threading
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -380,3 +382,124 @@ def test_wait_for_a_missing_or_slow_crd_fails(kube: FakeKube, kubectl: Kubectl) 
                    "crd/kustomizations.kustomize.toolkit.fluxcd.io")  # fmt: skip
     assert late.returncode == 1
     assert "timed out" in late.stderr
+
+
+# ---------------------------------------------------------------- schemas, status, controllers
+
+FLUXINSTANCE_SCHEMA = yaml.safe_load(
+    (Path(__file__).parent / "fluxinstance_v1_schema.yaml").read_text()
+)
+
+
+def fluxinstance(**spec: Any) -> str:
+    body = {
+        "distribution": {"version": "2.9.x", "registry": "ghcr.io/fluxcd"},
+        "sync": {"kind": "GitRepository", "url": "ssh://git@h/x.git", "ref": "refs/heads/main",
+                 "path": "./"},
+        **spec,
+    }  # fmt: skip
+    meta = {"name": "flux", "namespace": "default"}
+    return json.dumps(
+        {"apiVersion": "fluxcd.controlplane.io/v1", "kind": "FluxInstance", "metadata": meta,
+         "spec": body}
+    )  # fmt: skip
+
+
+def test_a_structural_schema_is_enforced_and_defaulted(kube: FakeKube, kubectl: Kubectl) -> None:
+    kube.put(crd_manifest("fluxcd.controlplane.io", "v1", "FluxInstance", "fluxinstances",
+                          schema=FLUXINSTANCE_SCHEMA))  # fmt: skip
+    bad = kubectl("apply", "--server-side", "-f", "-", input=fluxinstance(
+        distribution={"version": "2.9.x"},
+        cluster={"type": "k8s"},
+        sync={"kind": "GitRepository", "url": "ssh://git@h/x.git", "ref": "refs/heads/main",
+              "path": "./", "interval": "1 minute"},
+    ))  # fmt: skip
+    assert bad.returncode == 1
+    assert 'The FluxInstance "flux" is invalid' in bad.stderr
+    assert "spec.distribution.registry: Required value" in bad.stderr
+    assert 'spec.cluster.type: Unsupported value: "k8s": supported values: "kubernetes"' in (
+        bad.stderr
+    )
+    assert "spec.sync.interval in body should match" in bad.stderr
+    unknown = kubectl("apply", "--server-side", "-f", "-", input=fluxinstance(replicas=2))
+    assert unknown.returncode == 1
+    assert ".spec.replicas: field not declared in schema" in unknown.stderr
+    assert kube.get("FluxInstance", "flux", "default") is None
+
+    good = kubectl("apply", "--server-side", "-f", "-", input=fluxinstance())
+    assert good.returncode == 0, good.stderr
+    spec = (kube.get("FluxInstance", "flux", "default") or {})["spec"]
+    assert spec["wait"] is True and spec["sync"]["interval"] == "1m", "defaults filled in"
+    assert "cluster" not in spec, "an absent object gets no defaults"
+
+
+def test_status_is_a_subresource_a_test_can_set(kube: FakeKube, kubectl: Kubectl) -> None:
+    kube.put(yaml.safe_load(GITREPO_CRD))
+    applied = kubectl("apply", "--server-side", "-f", "-", input=GITREPO)
+    assert applied.returncode == 0, applied.stderr
+    before = kube.get("GitRepository", "sync", "default") or {}
+    failing = kube.set_condition(
+        "GitRepository", "sync", "default", status="False", reason="GitOperationFailed",
+        message="ssh: handshake failed: knownhosts: key mismatch",
+    )  # fmt: skip
+    assert int(failing["metadata"]["resourceVersion"]) > int(before["metadata"]["resourceVersion"])
+    assert failing["metadata"]["generation"] == before["metadata"]["generation"]
+    [ready] = failing["status"]["conditions"]
+    assert (ready["type"], ready["status"], ready["observedGeneration"]) == ("Ready", "False", 1)
+
+    # A spec write cannot change the status; it moves the generation on.
+    with_status = yaml.safe_load(GITREPO)
+    with_status["spec"]["interval"] = "5m"
+    with_status["status"] = {"conditions": []}
+    again = kubectl("apply", "--server-side", "-f", "-", input=json.dumps(with_status))
+    assert again.returncode == 0, again.stderr
+    stored = kube.get("GitRepository", "sync", "default") or {}
+    assert stored["metadata"]["generation"] == 2
+    assert stored["status"]["conditions"][0]["message"].endswith("key mismatch")
+
+    # kubectl wait watches until the condition holds at the current generation.
+    waited: list[subprocess.CompletedProcess[str]] = []
+    waiter = threading.Thread(
+        target=lambda: waited.append(
+            kubectl(
+                "wait",
+                "--for=condition=Ready",
+                "--timeout=20s",
+                "gitrepository/sync",
+                "-n",
+                "default",
+            )
+        )
+    )
+    waiter.start()  # fmt: skip
+    time.sleep(0.5)
+    kube.set_condition("GitRepository", "sync", "default", message="stored artifact")
+    waiter.join()
+    assert waited[0].returncode == 0, waited[0].stderr
+    assert "condition met" in waited[0].stdout
+
+
+def test_controllers_see_changes_after_the_write(kube: FakeKube, kubectl: Kubectl) -> None:
+    seen: list[tuple[str, str]] = []
+
+    def controller(event: str, obj: dict[str, Any]) -> None:
+        seen.append((event, obj["metadata"]["name"]))
+        if event == "ADDED" and obj["metadata"]["name"] == "ping":
+            kube.apply({"apiVersion": "v1", "kind": "ConfigMap",
+                        "metadata": {"name": "pong", "namespace": "default"},
+                        "data": {"from": "controller"}}, manager="pinger")  # fmt: skip
+        if obj["metadata"]["name"] == "boom":
+            raise RuntimeError("controller bug")
+
+    kube.add_controller(controller)
+    made = kubectl("create", "configmap", "ping", "-n", "default")
+    assert made.returncode == 0, made.stderr
+    kube.settle()
+    pong = kube.get("ConfigMap", "pong", "default")
+    assert pong is not None and pong["data"] == {"from": "controller"}
+    assert [f["manager"] for f in pong["metadata"]["managedFields"]] == ["pinger"]
+    assert ("ADDED", "ping") in seen and ("ADDED", "pong") in seen
+    assert not [r for r in kube.requests if "pong" in r.path], "controllers write in-process"
+    kube.put({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "boom"}})
+    kube.settle()
+    assert "controller bug" in kube.controller_errors[-1]

@@ -11,8 +11,9 @@ from pathlib import Path
 import gitlab
 import pytest
 
-from gitopskit.errors import HelmError, KubeError
+from gitopskit.errors import ConfigError, HelmError, KubeError
 from gitopskit.flux import RETIRING_ANNOTATION
+from gitopskit.flux.readiness import FluxNotReadyError
 from gitopskit.helm import HelmReleaseConflictError
 from gitopskit.kube import ClusterUnreachableError
 from gitopskit.ssh import HostUnreachableError, fingerprint
@@ -56,7 +57,7 @@ def no_private_key_in(text: str, *secrets: dict[str, str]) -> None:
 
 
 def test_rotation_resumes_after_a_failed_restart(world: FluxWorld) -> None:
-    world.run(wait=False)  # the rotation's own waits are what this test is about
+    world.run(wait=False, FLUX_INSTALLER="charts")  # the rotation's own waits are tested here
     original = world.secret()
     other_cluster = _add_other_clusters_key(world)
     world.kube.fail_next("PATCH", r"/deployments/", 500)  # the rollout restart fails once
@@ -85,14 +86,15 @@ def test_rotation_resumes_after_a_failed_restart(world: FluxWorld) -> None:
     # Nothing left to do: a further bootstrap writes nothing.
     world.gitlab.requests.clear()
     world.kube.clear_requests()
-    world.run(wait=False)
+    world.run(wait=False, FLUX_INSTALLER="charts")
     assert world.gitlab_writes() == []
-    assert not [r for r in world.kube.writes() if "/secrets/" in r.path]
+    assert not [r for r in world.kube.writes() if "/secrets/flux-ssh" in r.path]
     no_private_key_in(world.output(), original, intermediate)
 
 
 def test_bootstrap_finishes_a_rotation_left_by_a_failed_wait(world: FluxWorld) -> None:
-    world.run(wait=False)
+    charts = {"FLUX_INSTALLER": "charts"}
+    world.run(wait=False, **charts)
     original = world.secret()
     world.kube.auto_ready = False  # the restarted controllers never become ready
     with pytest.raises(KubeError, match="rollout status"):
@@ -100,11 +102,11 @@ def test_bootstrap_finishes_a_rotation_left_by_a_failed_wait(world: FluxWorld) -
     assert RETIRING_ANNOTATION in annotations(world)
     world.kube.auto_ready = True
 
-    no_wait = world.run(wait=False)
+    no_wait = world.run(wait=False, **charts)
     assert "run again without --no-wait, or flux-rotate-key, to finish it" in world.outputs[-1]
     assert not no_wait.rotation_finished and RETIRING_ANNOTATION in annotations(world)
 
-    result = world.run()
+    result = world.run(**charts)
     assert result.rotation_finished
     final = world.secret()
     assert annotations(world) == {}
@@ -157,7 +159,8 @@ def test_unreachable_git_host_names_the_cause_and_changes_nothing(world: FluxWor
         world.run(FLUX_GIT_URL=url)
     with pytest.raises(HostUnreachableError, match="name resolution failed"):
         world.run(FLUX_GIT_URL=f"git@nohost.invalid:{REPO}.git")
-    assert world.kube.writes() == [] and world.gitlab_writes() == [] and world.helm_calls() == []
+    assert world.kube.writes() == [] and world.gitlab_writes() == []
+    assert {c["argv"][0] for c in world.helm_calls()} == {"list"}, "helm only read"
 
 
 def test_scp_url_with_a_port_gets_a_warning(world: FluxWorld) -> None:
@@ -219,9 +222,13 @@ def test_dry_run_without_cluster_network_or_token(
     assert "connection refused" in err
     assert "git host not reachable: would scan" in err
     assert "no GitLab token: would add a read-only deploy key 'flux remote/flux-system'" in err
-    assert "helm upgrade --install flux-sync flux2-sync --repo" in err
-    assert "crd/kustomizations.kustomize.toolkit.fluxcd.io" in err
-    assert "would wait for the Deployments in flux-system" in err
+    assert "cluster not reachable: would install or upgrade flux-operator" in err
+    assert "helm upgrade --install flux-operator oci://ghcr.io/controlplaneio-fluxcd/charts/" \
+        "flux-operator --namespace flux-system --version 0.58.1" in err  # fmt: skip
+    assert "crd/fluxinstances.fluxcd.controlplane.io" in err
+    assert "cluster not reachable: would apply FluxInstance flux-system/flux" in err
+    assert "kind: FluxInstance" in err and f"url: {url}" in err
+    assert "cluster not reachable: would wait until GitRepository flux-system/flux-system" in err
     assert "dry run: nothing was changed" in err
     assert "Traceback" not in err + out and "PRIVATE KEY" not in err + out
     assert world.gitlab.requests == [] and world.kube.requests == []
@@ -282,7 +289,7 @@ def test_helm_leaves_the_repositories_alone_and_waits_for_the_crds(world: FluxWo
     )  # fmt: skip
     assert mirror.returncode == 0, mirror.stderr
     world.kube.crd_establish_delay = 1.5  # flux2-sync's kinds are served 1.5 s after flux2
-    world.run(wait=False)
+    world.run(wait=False, FLUX_INSTALLER="charts")
     assert read_helm_state(world.helm_log)["repos"] == {
         "fluxcd-community": "https://mirror.example.test/charts"
     }
@@ -297,8 +304,14 @@ def test_a_release_of_another_chart_is_refused(world: FluxWorld) -> None:
     world.run(FLUX_VERSION="1", FLUX_NAMESPACE="flux-system", wait=False)  # Flux 1's "flux"
     world.gitlab.requests.clear()
     with pytest.raises(HelmReleaseConflictError) as raised:
-        world.run(FLUX_VERSION="2")
+        world.run(FLUX_VERSION="2", FLUX_INSTALLER="charts")
     assert "flux-system/flux is the chart flux-1.13.3" in raised.value.message
+    # The operator would install a second Flux beside Flux 1: refused too, before any write.
+    world.kube.clear_requests()
+    with pytest.raises(ConfigError) as beside:
+        world.run(FLUX_VERSION="2")
+    assert "Flux 1 (helm release flux, flux-1.13.3) runs in flux-system" in beside.value.message
+    assert "helm uninstall flux" in str(beside.value.hint) and world.kube.writes() == []
     release = read_helm_state(world.helm_log)["releases"]["flux-system/flux"]
     assert release["chart"] == "flux-1.13.3" and release["revision"] == 1
     assert world.kube.get("Deployment", "flux", "flux-system") is not None
@@ -309,10 +322,40 @@ def test_a_failed_first_install_is_rolled_back_and_the_rerun_completes(
 ) -> None:
     world.kube.fail_next("PATCH", r"/deployments/helm-controller", 500)
     with pytest.raises(HelmError, match="was uninstalled: nothing is left behind"):
-        world.run()
+        world.run(FLUX_INSTALLER="charts")
     assert read_helm_state(world.helm_log)["releases"] == {}
     assert world.kube.get("Deployment", "source-controller", "flux-system") is None
-    world.run(wait=False)
+    world.run(wait=False, FLUX_INSTALLER="charts")
     assert set(read_helm_state(world.helm_log)["releases"]) == {
         "flux-system/flux", "flux-system/flux-sync"
     }  # fmt: skip
+
+
+# --- the Flux Operator: a rotation, known_hosts and a migration interrupted, then finished ---
+
+
+def test_operator_rotation_keeps_the_old_key_until_flux_fetched_with_the_new(
+    world: FluxWorld,
+) -> None:
+    world.run()
+    original = world.secret()
+    world.flux.source_failure = "failed to checkout and determine revision: unable to list " \
+        "remote for 'ssh://x': ssh: handshake failed: ssh: unable to authenticate"  # fmt: skip
+    with pytest.raises(FluxNotReadyError) as raised:
+        world.run(rotate=True, FLUX_WAIT_TIMEOUT="1")
+    assert "GitRepository flux-system/flux-system" in raised.value.message
+    assert "unable to authenticate" in raised.value.message
+    assert "run `invoke flux-rotate-key` (or flux-bootstrap) again to finish it" in str(
+        raised.value.hint
+    )
+    new = world.secret()
+    assert new["identity"] != original["identity"]
+    assert annotations(world) == {RETIRING_ANNOTATION: fingerprint(original["identity.pub"])}
+    assert len(world.project.deploy_keys) == 2, "the old key stays until Flux used the new one"
+
+    world.flux.source_failure = None
+    result = world.run()  # bootstrap finishes the rotation
+    assert result.rotation_finished and annotations(world) == {}
+    assert deploy_key_fingerprints(world) == [fingerprint(new["identity.pub"])]
+    assert world.ready("GitRepository", "flux-system")["status"] == "True"
+    no_private_key_in(world.output(), original, new)
