@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 import gitlab
 
-from gitopskit import gitlab as gitlab_api
+from gitopskit import gitlab_api
 from gitopskit.config import Settings
 from gitopskit.diff import DiffResult, Results
 from gitopskit.errors import (

@@ -25,13 +25,12 @@ from typing import Any
 
 import yaml
 
-from gitopskit._run import run, which
+from gitopskit._context_tool import NETWORK_TIMEOUT, ContextTool
+from gitopskit._run import run
 from gitopskit.errors import ConfigError, HelmError
 from gitopskit.kube import duration
 from gitopskit.ssh import private_directory
 
-#: Seconds a network operation may take when no timeout is given (GITOPSKIT_NETWORK_TIMEOUT).
-NETWORK_TIMEOUT = 60.0
 _RELEASE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,51}[a-z0-9])?$")
 _CHART_LABEL = re.compile(r"^(?P<name>.+)-(?P<version>v?\d+\.\d+\.\d+\S*)$")
 
@@ -135,7 +134,7 @@ def check_release_name(name: str) -> str:
     return name
 
 
-class Helm:
+class Helm(ContextTool):
     """helm for one kube context.
 
     Args:
@@ -145,6 +144,9 @@ class Helm:
         server: The Kubernetes API server, for messages.
     """
 
+    program = "helm"
+    context_flag = "--kube-context"
+
     def __init__(
         self,
         context: str | None = None,
@@ -153,17 +155,8 @@ class Helm:
         network_timeout: float = NETWORK_TIMEOUT,
         server: str = "",
     ) -> None:
-        self.context = context or None
-        self.env = env
-        self.network_timeout = network_timeout
+        super().__init__(context, env, network_timeout=network_timeout)
         self.server = server
-
-    def check(self) -> None:
-        """Raise :class:`~gitopskit.errors.ToolNotFoundError` naming helm when it is missing."""
-        which("helm", path=self.env.get("PATH") if self.env else None)
-
-    def _context(self) -> list[str]:
-        return ["--kube-context", self.context] if self.context else []
 
     def install_timeout(self, wait_timeout: float) -> float:
         """helm's ``--timeout`` for an install or upgrade: the wait timeout or the network
@@ -183,7 +176,7 @@ class Helm:
         """The argv of ``helm upgrade --install`` (chart by URL or OCI reference)."""
         return [
             "helm", "upgrade", "--install", release, chart.ref, *chart.source_args(),
-            *self._context(),
+            *self.context_args(),
             "--namespace", namespace,
             "--version", chart.version,
             "--timeout", duration(timeout),
@@ -193,7 +186,7 @@ class Helm:
 
     def uninstall_args(self, release: str, namespace: str) -> list[str]:
         """The argv of ``helm uninstall``."""
-        return ["helm", "uninstall", release, *self._context(), "--namespace", namespace,
+        return ["helm", "uninstall", release, *self.context_args(), "--namespace", namespace,
                 "--timeout", duration(self.network_timeout)]  # fmt: skip
 
     def _run(self, args: Sequence[str], *, timeout: float, what: str, where: str) -> str:
@@ -220,7 +213,7 @@ class Helm:
 
     def find(self, release: str, namespace: str) -> ReleaseInfo | None:
         """The release named ``release`` in ``namespace`` in any state, or None."""
-        args = ["helm", "list", *self._context(), "--namespace", namespace, "--all",
+        args = ["helm", "list", *self.context_args(), "--namespace", namespace, "--all",
                 "--filter", f"^{check_release_name(release)}$", "--output", "json"]  # fmt: skip
         out = self._run(args, timeout=self._margin,
                         what=f"helm list {namespace}/{release}", where=self._cluster())  # fmt: skip
@@ -237,7 +230,7 @@ class Helm:
 
     def releases(self, namespace: str) -> list[ReleaseInfo]:
         """Every release in ``namespace``, in any state."""
-        args = ["helm", "list", *self._context(), "--namespace", namespace, "--all",
+        args = ["helm", "list", *self.context_args(), "--namespace", namespace, "--all",
                 "--output", "json"]  # fmt: skip
         out = self._run(args, timeout=self._margin, what=f"helm list {namespace}",
                         where=self._cluster())  # fmt: skip
@@ -254,7 +247,7 @@ class Helm:
 
     def values(self, release: str, namespace: str) -> dict[str, Any]:
         """The values a release was installed with (``helm get values``: those given, merged)."""
-        args = ["helm", "get", "values", check_release_name(release), *self._context(),
+        args = ["helm", "get", "values", check_release_name(release), *self.context_args(),
                 "--namespace", namespace, "--output", "json"]  # fmt: skip
         out = self._run(args, timeout=self._margin,
                         what=f"helm get values {namespace}/{release}",

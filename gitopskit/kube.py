@@ -24,13 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gitopskit._run import run, which
+from gitopskit._context_tool import NETWORK_TIMEOUT, ContextTool
+from gitopskit._run import run
 from gitopskit.errors import KubeError
 from gitopskit.redact import add_secret
 
 FIELD_MANAGER = "gitopskit"
-#: Seconds for a network operation when no timeout is given (GITOPSKIT_NETWORK_TIMEOUT's default).
-NETWORK_TIMEOUT = 60.0
 
 Obj = dict[str, Any]
 
@@ -89,7 +88,7 @@ def duration(seconds: float) -> str:
     return f"{seconds:.3f}".rstrip("0").rstrip(".") + "s"
 
 
-class Kubectl:
+class Kubectl(ContextTool):
     """kubectl for one kube context.
 
     Args:
@@ -98,6 +97,9 @@ class Kubectl:
         request_timeout: Seconds any single request to the API server may take.
     """
 
+    program = "kubectl"
+    context_flag = "--context"
+
     def __init__(
         self,
         context: str | None = None,
@@ -105,22 +107,18 @@ class Kubectl:
         *,
         request_timeout: float = NETWORK_TIMEOUT,
     ) -> None:
-        self.context = context or None
-        self.env = env
-        self.request_timeout = request_timeout
+        super().__init__(context, env, network_timeout=request_timeout)
         self._cluster: Cluster | None = None
 
-    def check(self) -> None:
-        """Raise :class:`~gitopskit.errors.ToolNotFoundError` naming kubectl when it is missing."""
-        which("kubectl", path=self.env.get("PATH") if self.env else None)
-
-    def _context_args(self) -> list[str]:
-        return ["--context", self.context] if self.context else []
+    @property
+    def request_timeout(self) -> float:
+        """Seconds any single request to the API server may take (``--request-timeout``)."""
+        return self.network_timeout
 
     def args(self, *args: str) -> list[str]:
         """The argv of a kubectl command that talks to the API server."""
         timeout = f"--request-timeout={duration(self.request_timeout)}"
-        return ["kubectl", *self._context_args(), timeout, *args]
+        return ["kubectl", *self.context_args(), timeout, *args]
 
     @property
     def process_timeout(self) -> float:

@@ -20,8 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gitopskit import gitlab as gitlab_api
-from gitopskit import interrupts
+from gitopskit import gitlab_api, interrupts
 from gitopskit._run import run as run_program
 from gitopskit.against import plain_http_warning, refuse_embedded_credentials
 from gitopskit.config import Settings

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from gitopskit import gitlab as gitlab_api
+from gitopskit import gitlab_api
 from gitopskit.config import Settings
 from gitopskit.errors import ConfigError, GitLabError, GitopskitError
 from gitopskit.ssh import canonical_public, fingerprint
