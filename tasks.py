@@ -23,10 +23,11 @@ from gitopskit import interrupts
 interrupts.install_quiet_exit()
 
 from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
 from invoke.context import Context  # noqa: E402
 from invoke.exceptions import Exit  # noqa: E402
-from invoke.tasks import task  # noqa: E402
+from invoke.tasks import Task, task  # noqa: E402
 
 from gitopskit import cli  # noqa: E402
 
@@ -35,6 +36,7 @@ PROJECT_DIR = Path(__file__).resolve().parent
 
 @task(
     iterable=["env"],
+    auto_shortflags=False,
     help={
         "app": "command that runs the cdk8s app (default: `app:` in cdk8s.yaml)",
         "outdir": "output directory, replaced in one step on success (default: `output:` in "
@@ -78,6 +80,7 @@ def synth(
 
 @task(
     iterable=["env"],
+    auto_shortflags=False,
     help={
         "against": "manifests to compare with: a directory, or a git URL or bare repository "
         "(default: MANIFESTS_GIT_URL)",
@@ -90,7 +93,7 @@ def synth(
         "delete,rbac,immutable (a family such as rbac matches rbac-grows and rbac-wildcard; "
         "codes in the README)",
         "synth": "synthesize first (--no-synth: compare the output directory as it is)",
-        "outdir": "the synthesized output directory (default: dist)",
+        "outdir": "the synthesized output directory (default: `output:` in cdk8s.yaml, else dist)",
         "comment": "in a merge-request pipeline, also post the markdown diff as one note on the "
         "merge request, edited by later pipelines (COMMENT_TOKEN, else MANIFESTS_TOKEN); "
         "a failure to post is a warning",
@@ -151,9 +154,10 @@ def diff(
 
 @task(
     iterable=["label", "env"],
+    auto_shortflags=False,
     help={
         "synth": "synthesize first (--no-synth: publish the output directory as it is)",
-        "outdir": "the synthesized output directory (default: dist)",
+        "outdir": "the synthesized output directory (default: `output:` in cdk8s.yaml, else dist)",
         "branch": "publish branch (default: MANIFESTS_BRANCH, else gitopskit/<project slug>)",
         "branch-per-commit": "one branch per source commit (gitopskit/<slug>-<short sha>), "
         "leaving earlier merge requests alone",
@@ -225,8 +229,8 @@ def publish(
 
 FLUX_HELP = {
     "git-url": "SSH URL Flux clones: git@host:group/repo.git or ssh://git@host:port/group/repo.git "
-    "(default: FLUX_GIT_URL, else the manifests project's ssh_url_to_repo)",
-    "flux-version": "2 (default) or 1 (the article's Flux v1 chart, end of life)",
+    "(default: GITOPSKIT_FLUX_GIT_URL, else the manifests project's ssh_url_to_repo)",
+    "flux-version": "2 (default) or 1 (Flux v1 and its chart, end of life)",
     "installer": "how Flux 2 is installed: operator (default: the Flux Operator and one "
     "FluxInstance) or charts (the fluxcd-community flux2 and flux2-sync charts)",
     "namespace": "Flux's namespace (default: flux-system for 2, flux for 1)",
@@ -239,118 +243,102 @@ FLUX_HELP = {
     "built in); the scanned keys that match one go into known_hosts",
     "require-pinned-host-key": "refuse a git host with no pinned fingerprint instead of trusting "
     "it on first use",
-    "context": "kube context (default: KUBE_CONTEXT, else the current context)",
+    "context": "kube context (default: the environment's, else GITOPSKIT_KUBE_CONTEXT, else the "
+    "current context)",
     "wait": "wait until Flux is ready: the FluxInstance, GitRepository and Kustomization (charts, "
     "Flux 1: the Deployments) (--no-wait: do not)",
     "dry-run": "print the plan and the generated values; change nothing anywhere (works without "
     "a cluster, network or token: unchecked steps say why)",
     "env": "the environment of invoke.yaml whose cluster this is: its context, its path synced, "
     "its name in the deploy key's title",
+    "migrate": "flux-bootstrap only: move a Flux installed with the community charts to the Flux "
+    "Operator: every CRD and Flux object is kept, the releases are retired (helm's records "
+    "only) once Flux is ready",
 }
 
 
-FLUX_BOOTSTRAP_HELP = {
-    **FLUX_HELP,
-    "migrate": "move a Flux installed with the community charts to the Flux Operator: every CRD "
-    "and Flux object is kept, the releases are retired (helm's records only) once Flux is ready",
+
+
+#: The Flux tasks' flags that set a setting (the others steer the run), by parameter name.
+FLUX_FLAG_SETTINGS = {
+    "git_url": "FLUX_GIT_URL",
+    "flux_version": "FLUX_VERSION",
+    "installer": "FLUX_INSTALLER",
+    "namespace": "FLUX_NAMESPACE",
+    "secret_name": "FLUX_SECRET_NAME",
+    "git_branch": "MANIFESTS_TARGET_BRANCH",
+    "git_path": "MANIFESTS_PATH",
+    "key_type": "FLUX_KEY_TYPE",
+    "context": "KUBE_CONTEXT",
 }
 
 
-def _flux_run(
-    c: Context,
-    *,
-    rotate: bool,
-    git_url: str | None,
-    flux_version: str | None,
-    installer: str | None,
-    namespace: str | None,
-    secret_name: str | None,
-    git_branch: str | None,
-    git_path: str | None,
-    key_type: str | None,
-    host_key_fingerprint: list[str] | None,
-    require_pinned_host_key: bool,
-    context: str | None,
-    wait: bool,
-    dry_run: bool,
-    migrate: bool = False,
-    env: str | None = None,
-) -> None:
-    from gitopskit import flux
+def _flux_task(*, rotate: bool, doc: str, help: dict[str, str]) -> Task[Any]:
+    """``flux-bootstrap`` or ``flux-rotate-key``: one set of parameters for both."""
 
-    with cli.boundary() as ui:
-        environment = cli.environments(c, [env])[0] if env else None
-        if environment is not None:
-            path = cli.settings(c).get("MANIFESTS_PATH") or ""
-            git_path = git_path or environment.repository_path(path)
-            context = context or environment.context
-        settings = cli.settings(
-            c,
-            FLUX_GIT_URL=git_url,
-            FLUX_VERSION=flux_version,
-            FLUX_INSTALLER=installer,
-            FLUX_NAMESPACE=namespace,
-            FLUX_SECRET_NAME=secret_name,
-            MANIFESTS_TARGET_BRANCH=git_branch,
-            MANIFESTS_PATH=git_path,
-            FLUX_KEY_TYPE=key_type,
-            KUBE_CONTEXT=context,
-        )
-        flux.run(
-            settings,
-            PROJECT_DIR / "flux",
-            ui,
-            rotate=rotate,
-            fingerprints=host_key_fingerprint or [],
-            require_pinned=require_pinned_host_key,
-            wait=wait,
-            dry_run=dry_run,
-            migrate=migrate,
-            environment=environment.name if environment is not None else None,
-        )
+    def flux(
+        c: Context,
+        git_url: str | None = None,
+        flux_version: str | None = None,
+        installer: str | None = None,
+        namespace: str | None = None,
+        secret_name: str | None = None,
+        git_branch: str | None = None,
+        git_path: str | None = None,
+        key_type: str | None = None,
+        host_key_fingerprint: list[str] | None = None,
+        require_pinned_host_key: bool = False,
+        context: str | None = None,
+        wait: bool = True,
+        dry_run: bool = False,
+        migrate: bool = False,
+        env: str | None = None,
+    ) -> None:
+        from gitopskit import flux as engine
+        from gitopskit.errors import ConfigError
 
+        given = {
+            "git_url": git_url, "flux_version": flux_version, "installer": installer,
+            "namespace": namespace, "secret_name": secret_name, "git_branch": git_branch,
+            "git_path": git_path, "key_type": key_type, "context": context,
+        }  # fmt: skip
+        with cli.boundary() as ui:
+            if rotate and migrate:
+                raise ConfigError("--migrate is for flux-bootstrap, not flux-rotate-key")
+            environment = cli.environments(c, [env])[0] if env else None
+            if environment is not None:
+                path = cli.settings(c).get("MANIFESTS_PATH") or ""
+                given["git_path"] = git_path or environment.repository_path(path)
+                given["context"] = context or environment.context
+            flags = {FLUX_FLAG_SETTINGS[name]: value for name, value in given.items()}
+            engine.run(
+                cli.settings(c, **flags),
+                PROJECT_DIR / "flux",
+                ui,
+                rotate=rotate,
+                fingerprints=host_key_fingerprint or [],
+                require_pinned=require_pinned_host_key,
+                wait=wait,
+                dry_run=dry_run,
+                migrate=migrate,
+                environment=environment.name if environment is not None else None,
+            )
 
-@task(iterable=["host_key_fingerprint"], help=FLUX_BOOTSTRAP_HELP, auto_shortflags=False)
-def flux_bootstrap(
-    c: Context,
-    git_url: str | None = None,
-    flux_version: str | None = None,
-    installer: str | None = None,
-    namespace: str | None = None,
-    secret_name: str | None = None,
-    git_branch: str | None = None,
-    git_path: str | None = None,
-    key_type: str | None = None,
-    host_key_fingerprint: list[str] | None = None,
-    require_pinned_host_key: bool = False,
-    context: str | None = None,
-    wait: bool = True,
-    dry_run: bool = False,
-    migrate: bool = False,
-    env: str | None = None,
-) -> None:
-    """Install Flux with an SSH deploy key; safe to run again (run with --dry-run first)."""
-    _flux_run(c, rotate=False, **{k: v for k, v in locals().items() if k != "c"})
+    flux.__doc__ = doc
+    name = "flux-rotate-key" if rotate else "flux-bootstrap"
+    decorate = task(name=name, iterable=["host_key_fingerprint"], help=help, auto_shortflags=False)
+    made: Task[Any] = decorate(flux)
+    return made
 
 
-@task(iterable=["host_key_fingerprint"], help=FLUX_HELP, auto_shortflags=False)
-def flux_rotate_key(
-    c: Context,
-    git_url: str | None = None,
-    flux_version: str | None = None,
-    installer: str | None = None,
-    namespace: str | None = None,
-    secret_name: str | None = None,
-    git_branch: str | None = None,
-    git_path: str | None = None,
-    key_type: str | None = None,
-    host_key_fingerprint: list[str] | None = None,
-    require_pinned_host_key: bool = False,
-    context: str | None = None,
-    wait: bool = True,
-    dry_run: bool = False,
-    env: str | None = None,
-) -> None:
-    """Replace Flux's SSH key with no gap: new deploy key, Secret, Flux refetches, old key
-    removed."""
-    _flux_run(c, rotate=True, **{k: v for k, v in locals().items() if k != "c"})
+flux_bootstrap = _flux_task(
+    rotate=False,
+    doc="Install Flux with an SSH deploy key; safe to run again (run with --dry-run first).",
+    help=FLUX_HELP,
+)
+flux_rotate_key = _flux_task(
+    rotate=True,
+    doc="Replace Flux's SSH key with no gap: new deploy key, Secret, Flux refetches, old key "
+    "removed.",
+    help=FLUX_HELP,
+)
