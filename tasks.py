@@ -88,7 +88,7 @@ def synth(
         "exit-code": "exit 1 when any resource is added, removed, changed or moved",
         "fail-on": "exit 1 when a warning of these codes is present: CODE[,CODE], e.g. "
         "delete,rbac,immutable (a family such as rbac matches rbac-grows and rbac-wildcard; "
-        "codes in the README)",
+        "codes in docs/diff.md)",
         "synth": "synthesize first (--no-synth: compare the output directory as it is)",
         "outdir": "the synthesized output directory (default: dist)",
         "comment": "in a merge-request pipeline, also post the markdown diff as one note on the "
@@ -226,7 +226,7 @@ def publish(
 FLUX_HELP = {
     "git-url": "SSH URL Flux clones: git@host:group/repo.git or ssh://git@host:port/group/repo.git "
     "(default: FLUX_GIT_URL, else the manifests project's ssh_url_to_repo)",
-    "flux-version": "2 (default) or 1 (the article's Flux v1 chart, end of life)",
+    "flux-version": "2 (default) or 1 (Flux v1, end of life)",
     "installer": "how Flux 2 is installed: operator (default: the Flux Operator and one "
     "FluxInstance) or charts (the fluxcd-community flux2 and flux2-sync charts)",
     "namespace": "Flux's namespace (default: flux-system for 2, flux for 1)",
