@@ -17,6 +17,7 @@ import pytest
 from invoke.collection import Collection
 
 from gitopskit.config import SETTINGS
+from gitopskit.review import CODES
 from tests.doc_examples import (
     DOCS,
     ROOT,
@@ -106,6 +107,15 @@ def test_every_option_on_a_task_page_exists(page: str, collection: Collection) -
     known = set().union(*(task_options(collection, task) for task in tasks))
     unknown = options_table(DOCS / page) - known
     assert not unknown, f"docs/{page} documents options {sorted(unknown)} that {tasks} lack"
+
+
+def test_every_warning_code_is_in_the_diff_page() -> None:
+    text = (DOCS / "diff.md").read_text()
+    section = text[text.index("\n### Warnings\n") :]
+    section = section[: section.index("\n## ", 1)]
+    documented = set(re.findall(r"^\| `([a-z-]+)` \|", section, re.MULTILINE))
+    differ = sorted(documented ^ set(CODES))
+    assert not differ, f"docs/diff.md's warnings table and review.CODES differ: {differ}"
 
 
 def test_the_configuration_page_is_generated_from_the_code(collection: Collection) -> None:
