@@ -14,9 +14,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 from invoke.collection import Collection
 
-from gitopskit.config import SETTINGS
+from gitopskit.config import SETTINGS, Settings
+from gitopskit.environments import parse as parse_environments
 from gitopskit.review import CODES
 from tests.doc_examples import (
     DOCS,
@@ -116,6 +118,17 @@ def test_every_warning_code_is_in_the_diff_page() -> None:
     documented = set(re.findall(r"^\| `([a-z-]+)` \|", section, re.MULTILINE))
     differ = sorted(documented ^ set(CODES))
     assert not differ, f"docs/diff.md's warnings table and review.CODES differ: {differ}"
+
+
+@pytest.mark.parametrize("path", markdown_files(), ids=_name)
+def test_every_invoke_yaml_example_is_valid(path: Path) -> None:
+    """A YAML block with a ``gitopskit:`` section is one gitopskit accepts in invoke.yaml."""
+    for match in re.finditer(r"^```yaml\n(.*?)^```", path.read_text(), re.MULTILINE | re.DOTALL):
+        document = yaml.safe_load(match.group(1))
+        if isinstance(document, dict) and "gitopskit" in document:
+            section = document["gitopskit"]
+            Settings(project=section, environ={})
+            parse_environments(section.get("environments"))
 
 
 def test_the_configuration_page_is_generated_from_the_code(collection: Collection) -> None:
