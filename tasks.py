@@ -91,7 +91,7 @@ def synth(
         "exit-code": "exit 1 when any resource is added, removed, changed or moved",
         "fail-on": "exit 1 when a warning of these codes is present: CODE[,CODE], e.g. "
         "delete,rbac,immutable (a family such as rbac matches rbac-grows and rbac-wildcard; "
-        "codes in the README)",
+        "codes in docs/diff.md)",
         "synth": "synthesize first (--no-synth: compare the output directory as it is)",
         "outdir": "the synthesized output directory (default: `output:` in cdk8s.yaml, else dist)",
         "comment": "in a merge-request pipeline, also post the markdown diff as one note on the "

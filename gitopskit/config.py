@@ -29,7 +29,7 @@ class Setting:
 
     Args:
         name: Upper-case name, the environment variable.
-        help: One line for the README and ``--help``.
+        help: One line for docs/configuration.md and ``--help``.
         default: Used when nothing else sets it.
         fallback_env: Environment variables read after ``invoke.yaml`` (GitLab CI's own).
         secret: Read from the environment only, never logged.

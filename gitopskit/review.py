@@ -31,7 +31,7 @@ LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 FLUX_PRUNE = "kustomize.toolkit.fluxcd.io/prune"
 FLUX_FORCE = "kustomize.toolkit.fluxcd.io/force"
 
-#: Every warning code, with what it means (the README lists the same).
+#: Every warning code, with what it means (docs/diff.md lists the same).
 CODES: Final[dict[str, str]] = {
     "delete": "an object leaves the manifests: Flux prunes it from the cluster",
     "delete-namespace": "a Namespace leaves: Flux deletes it and every object in it",

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from gitopskit.node import find_node
+from tests.doc_examples import Tour, shared_tour
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT_FILES = ("tasks.py", "cdk8s.yaml", "charts")
@@ -117,3 +118,13 @@ def invoke_clean(
         timeout=timeout,
         preexec_fn=preexec_fn,
     )
+
+
+@pytest.fixture(scope="session")
+def local_tour(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Tour:
+    """The README's local tour, run as written once per test session (shared by the workers):
+    its output and its end state, which the documentation's offline examples start from."""
+    root = tmp_path_factory.getbasetemp()
+    if worker_id != "master":
+        root = root.parent
+    return shared_tour(root)

@@ -226,7 +226,7 @@ def _materialize(root: Path, names: set[str], marker: str | None) -> None:
 
 
 def _owned(names: set[str], marker: str | None) -> bool:
-    """The rule, as the README states it."""
+    """The rule, as docs/synth.md states it."""
     present = {n.removesuffix("->").rstrip("/") for n in names}
     present |= {n.split("/")[0] for n in present}
     if marker is not None:
