@@ -338,7 +338,6 @@ flux_bootstrap = _flux_task(
 )
 flux_rotate_key = _flux_task(
     rotate=True,
-    doc="Replace Flux's SSH key with no gap: new deploy key, Secret, Flux refetches, old key "
-    "removed.",
+    doc="Replace Flux's SSH key with no gap (new deploy key, Secret, fetch, old key gone).",
     help=FLUX_HELP,
 )

@@ -210,7 +210,7 @@ def run_synth(
         objects = sum(sum(r.kinds.values()) for r in results)
         ui.ok(
             "synth",
-            f"{len(results)} environments, {objects} objects in "
+            f"{len(results)} environments, {objects} object{'s' if objects != 1 else ''} in "
             f"{time.perf_counter() - started:.2f}s",
         )
     return results
@@ -302,8 +302,11 @@ def report_publish(ui: Progress, result: PublishResult) -> None:
         else f"git log --stat origin/{result.branch}"
     )
     ui.step("review", f"in a clone of {result.git_url}: git fetch origin && {compare}")
-    ui.step("merge", "invoke publish --merge (fast-forwards "
-            f"{result.target_branch} to {result.branch})")  # fmt: skip
+    envs = "".join(f" --env {name}" for name in result.only)
+    ui.step(
+        "merge",
+        f"invoke publish --merge{envs} (fast-forwards {result.target_branch} to {result.branch})",
+    )
     print(result.branch)
 
 

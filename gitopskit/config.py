@@ -100,7 +100,11 @@ SETTINGS: dict[str, Setting] = {
         ),
         Setting("MANIFESTS_PROJECT", "manifests project path, e.g. group/k8s-manifests"),
         Setting("MANIFESTS_GIT_URL", "git URL or local path of the manifests repository"),
-        Setting("MANIFESTS_TARGET_BRANCH", "branch Flux follows (default: the default branch)"),
+        Setting(
+            "MANIFESTS_TARGET_BRANCH",
+            "branch merge requests target, diff compares with and Flux follows (default: the "
+            "project's default branch, else the remote's HEAD)",
+        ),
         Setting("MANIFESTS_PATH", "subdirectory of the manifests repository", default=""),
         Setting("MANIFESTS_BRANCH", "publish branch (default gitopskit/<project slug>)"),
         Setting(

@@ -76,6 +76,14 @@ def classify(location: str) -> SourceKind:
     )
 
 
+def absolute_location(location: str) -> str:
+    """A local path made absolute (against the current directory, as the user meant it), since
+    git runs elsewhere (in a temporary repository); a URL or ``user@host:path`` as it is."""
+    if "://" in location or _SCP_FORM.match(location):
+        return location
+    return os.path.abspath(os.path.expanduser(location))
+
+
 def display_url(url: str) -> str:
     """``url`` fit for messages: user information (a token in ``https://user:token@``) removed."""
     if "://" in url:

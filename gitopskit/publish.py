@@ -29,6 +29,7 @@ from gitopskit.environments import UNNAMED, Environment
 from gitopskit.errors import ConfigError, GitError, GitLabError, ManifestError
 from gitopskit.git import (
     Repo,
+    absolute_location,
     display_url,
     git_environment,
     head_subject,
@@ -254,6 +255,7 @@ class PublishResult:
         merge_request_url: The merge request opened or updated (None in local mode).
         closed_merge_request_url: A stale merge request this run closed.
         git_url: Where it published (no credentials), for the review hint.
+        only: The environments ``--env`` named, for the merge hint.
         plan: What a dry run would do, one line each.
     """
 
@@ -270,6 +272,7 @@ class PublishResult:
     merge_request_url: str | None = None
     closed_merge_request_url: str | None = None
     git_url: str = ""
+    only: list[str] = field(default_factory=list)
     plan: list[str] = field(default_factory=list)
 
 
@@ -286,6 +289,8 @@ def resolve_destination(
     gitlab_url = settings.get("GITLAB_URL")
     project = settings.get("MANIFESTS_PROJECT")
     git_url = settings.get("MANIFESTS_GIT_URL")
+    if git_url:
+        git_url = absolute_location(git_url)
     token = settings.token("MANIFESTS_TOKEN")
     if gitlab_url:
         refuse_embedded_credentials(gitlab_url, "GITLAB_URL")
@@ -438,6 +443,8 @@ class Publisher:
         self.branch = branch
         self.ui = progress
         self.declared = list(declared or [])
+        #: The environments ``--env`` named (the publish branch is theirs), else empty.
+        self.only: list[str] = []
         self.gl: Any = None
         self.project: Any = None
 
@@ -620,6 +627,7 @@ class Publisher:
             target.name,
             git_url=display_url(git_url),
             target_exists=target.sha is not None,
+            only=list(self.only),
         )
         if target.sha is not None and new_tree == repo.tree_of(target.sha):
             return self._up_to_date(repo, result, target)
@@ -988,7 +996,9 @@ def prepare(
         branch += "-" + "-".join(str(e.name) for e in named)
         if destination.uses_gitlab and all(e.auto_merge for e in named):
             options.auto_merge = True
-    return Publisher(destination, options, source, branch, progress, declared)
+    publisher = Publisher(destination, options, source, branch, progress, declared)
+    publisher.only = [str(e.name) for e in named]
+    return publisher
 
 
 def slots(publisher: Publisher, environments: list[Environment], outdir: Path) -> list[Slot]:

@@ -594,7 +594,8 @@ def render_environments(
         for env, result in results:
             heading = f"#### Environment {md_code(env.label)} ({md_code(env.path)})"
             sections.append(render_markdown(result, share, heading=heading))
-        return f"{HEADING}: {len(results)} environments\n\n" + "\n".join(sections)
+        count = f"{len(results)} environment{'s' if len(results) != 1 else ''}"
+        return f"{HEADING}: {count}\n\n" + "\n".join(sections)
     blocks = []
     for env, result in results:
         header = f"=== environment {env.label} ({env.path}) ==="

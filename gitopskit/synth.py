@@ -338,7 +338,7 @@ def synth_all(
             holding = True
             if on_start is not None and not started:
                 started.append(command)
-                on_start(f"{command} ({len(environments)} environments)")
+                on_start(f"{command} ({plural(len(environments), 'environment')})")
 
         def staged() -> None:
             nonlocal holding

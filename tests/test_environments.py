@@ -282,3 +282,15 @@ def test_flux_bootstrap_env_uses_its_context_and_path_and_names_it(
     assert "'flux prod kind-prod/flux-system'" in done.stderr
     unknown = invoke(project, "flux-bootstrap", "--dry-run", "--env", "qa", HOME=str(home))
     assert unknown.returncode == 1 and "--env qa: no such environment" in unknown.stderr
+
+
+def test_the_local_merge_hint_names_the_environment(project: Path, tmp_path: Path) -> None:
+    bare = tmp_path / "manifests.git"
+    git("init", "--quiet", "--bare", bare)
+    done = invoke(project, "publish", "--env", "prod", MANIFESTS_GIT_URL=str(bare))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "gitopskit/local-prod\n"
+    assert "invoke publish --merge --env prod" in done.stderr
+    merged = invoke(project, "publish", "--merge", "--env", "prod", MANIFESTS_GIT_URL=str(bare))
+    assert merged.returncode == 0, merged.stderr
+    assert git("-C", bare, "branch", "--list").split() == ["main"]

@@ -115,7 +115,8 @@ class Bootstrap(Session):
         except HostUnreachableError as error:
             if not self.options.dry_run:
                 raise
-            checked = f"checked against {len(pins)} pinned fingerprints" if pins else "unpinned"
+            pinned = f"{len(pins)} pinned fingerprint{'s' if len(pins) != 1 else ''}"
+            checked = f"checked against {pinned}" if pins else "unpinned"
             would = f"would scan {url.known_hosts_host} ({checked}) for known_hosts"
             self.unchecked("host key", self.found_problem("git host not reachable", error), would)
             return SCANNED_HOSTS

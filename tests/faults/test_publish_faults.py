@@ -275,3 +275,17 @@ def test_a_gitlab_failure_after_the_push_says_what_was_done(
     assert done.returncode == 1
     assert "403" in done.stderr
     assert "done so far: gitopskit/shop-app pushed at" in done.stderr
+
+
+def test_a_relative_path_names_the_repository_from_where_invoke_runs(
+    project_dir: Path, tmp_path: Path, captured: Captured
+) -> None:
+    """git runs in a temporary repository: "../manifests.git" did not appear to be one."""
+    bare_repository(tmp_path, {"README.md": "hi\n"})  # tmp_path/manifests.git, beside project/
+    write_dist(project_dir / "dist", {"web.k8s.yaml": [configmap("web")]})
+    relative = {"MANIFESTS_GIT_URL": "../manifests.git"}
+    published = invoke(project_dir, "publish", "--no-synth", captured=captured, env=relative)
+    assert published.returncode == 0, published.stderr
+    diffed = invoke(project_dir, "diff", "--no-synth", "--against", "../manifests.git",
+                    "--ref", "gitopskit/local", "--exit-code", captured=captured)  # fmt: skip
+    assert diffed.returncode == 0, diffed.stdout + diffed.stderr
