@@ -99,7 +99,6 @@ def resolve_against(settings: Settings, against: str | None, ref: str | None) ->
                 "gitopskit.manifests_git_url in invoke.yaml",
             )
         location, branch = configured, settings.get("MANIFESTS_TARGET_BRANCH", ref)
-    location = git.absolute_location(location)
     timeout = settings.seconds("NETWORK_TIMEOUT")
     warnings: list[str] = []
     token = ca_file = None

@@ -379,11 +379,13 @@ class Repo:
     def init(
         cls, path: Path, url: str, env: Mapping[str, str], timeout: float = DEFAULT_TIMEOUT
     ) -> Repo:
-        """A new, empty repository at ``path`` with ``url`` as its ``origin``."""
+        """A new, empty repository at ``path`` with ``url`` as its ``origin`` (a relative path
+        taken from the current directory)."""
         path.mkdir(parents=True, exist_ok=True)
         repo = cls(path, env, url, timeout)
         repo.git("init", "--quiet")
-        repo.git("remote", "add", "origin", url)
+        # A relative path means what it means where the user is, not in this repository.
+        repo.git("remote", "add", "origin", absolute_location(url))
         return repo
 
     def remote_refs(self) -> RemoteRefs:

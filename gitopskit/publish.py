@@ -29,7 +29,6 @@ from gitopskit.environments import UNNAMED, Environment
 from gitopskit.errors import ConfigError, GitError, GitLabError, ManifestError
 from gitopskit.git import (
     Repo,
-    absolute_location,
     display_url,
     git_environment,
     head_subject,
@@ -289,8 +288,6 @@ def resolve_destination(
     gitlab_url = settings.get("GITLAB_URL")
     project = settings.get("MANIFESTS_PROJECT")
     git_url = settings.get("MANIFESTS_GIT_URL")
-    if git_url:
-        git_url = absolute_location(git_url)
     token = settings.token("MANIFESTS_TOKEN")
     if gitlab_url:
         refuse_embedded_credentials(gitlab_url, "GITLAB_URL")
