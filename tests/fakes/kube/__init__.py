@@ -99,11 +99,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
+from tests.fakes.kube._base import _State
 from tests.fakes.kube._crds import (
     _crd_resource,
     _crd_schema,
     _drop,
-    _established,
     crd_manifest,
     validate_structural,
 )
@@ -282,7 +282,7 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-class FakeKube:
+class FakeKube(_State):
     """In-memory Kubernetes API server for tests; see the module docstring."""
 
     def __init__(self) -> None:
@@ -396,38 +396,6 @@ class FakeKube:
         return {"KUBECONFIG": str(kubeconfig), "KUBECACHEDIR": str(cache)}
 
     # ------------------------------------------------------------------ test helpers
-    def resources(self, *, served_only: bool = True) -> list[Resource]:
-        """The built-in resources and those of the CRDs (established ones when ``served_only``)."""
-        with self._lock:
-            crd_key = (_CRD.group_version, _CRD.plural)
-            crds = [o for k, o in self.objects.items() if k[:2] == crd_key]
-        defined = [
-            r
-            for crd in sorted(crds, key=lambda o: o["metadata"]["name"])
-            if (not served_only or _established(crd)) and (r := _crd_resource(crd)) is not None
-        ]
-        return [*RESOURCES, *defined]
-
-    def resource_for(self, kind: str) -> Resource:
-        """The resource ``kind`` names (Kind, plural, singular or short name; any CRD's too)."""
-        k = kind.lower()
-        for r in self.resources(served_only=False):
-            names = {r.kind.lower(), r.plural, r.singular, *r.short_names}
-            if r.group:
-                names |= {f"{r.plural}.{r.group}", f"{r.kind.lower()}.{r.group}"}
-            if k in names:
-                return r
-        raise KeyError(f"unknown kind {kind!r}")
-
-    def _served(self, base: str, plural: str) -> Resource | None:
-        return next(
-            (r for r in self.resources() if (r.base_path, r.plural) == (base, plural)), None
-        )
-
-    def _key(self, res: Resource, name: str, namespace: str | None) -> Key:
-        ns = (namespace or "default") if res.namespaced else None
-        return (res.group_version, res.plural, ns, name)
-
     def get(self, kind: str, name: str, namespace: str | None = None) -> Obj | None:
         res = self.resource_for(kind)
         with self._lock:
