@@ -99,7 +99,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
-from tests.fakes.kube._base import _State
 from tests.fakes.kube._crds import (
     _crd_resource,
     _crd_schema,
@@ -107,6 +106,7 @@ from tests.fakes.kube._crds import (
     crd_manifest,
     validate_structural,
 )
+from tests.fakes.kube._discovery import _Discovery
 from tests.fakes.kube._model import (
     _CRD,
     RESOURCES,
@@ -125,9 +125,6 @@ from tests.fakes.kube._protobuf import _decode_protobuf
 from tests.fakes.kube._tables import _table, _wants_table
 
 __all__ = ["FakeKube", "RecordedRequest", "Resource", "crd_manifest", "validate_structural"]
-
-
-_ALL_VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]
 
 
 def merge_patch(target: Any, patch: Any, *, strategic: bool = False) -> Any:
@@ -282,7 +279,7 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-class FakeKube(_State):
+class FakeKube(_Discovery):
     """In-memory Kubernetes API server for tests; see the module docstring."""
 
     def __init__(self) -> None:
@@ -889,118 +886,6 @@ class FakeKube(_State):
             if path.startswith(base + "/"):
                 return self._resource_request(h, req, base, path[len(base) + 1 :].split("/"))
         raise _KubeError(404, "the server could not find the requested resource")
-
-    def _static(self, path: str, h: _Handler) -> Any:
-        if path == "/version":
-            return {
-                "major": "1",
-                "minor": "32",
-                "gitVersion": "v1.32.0",
-                "gitCommit": "0" * 40,
-                "gitTreeState": "clean",
-                "buildDate": "2024-12-11T00:00:00Z",
-                "goVersion": "go1.23.3",
-                "compiler": "gc",
-                "platform": "linux/amd64",
-            }
-        if path == "/api":
-            return {
-                "kind": "APIVersions",
-                "versions": ["v1"],
-                "serverAddressByClientCIDRs": [
-                    {"clientCIDR": "0.0.0.0/0", "serverAddress": self.url.split("//")[1]}
-                ],
-            }
-        if path == "/apis":
-            groups = []
-            for gv in dict.fromkeys(r.group_version for r in self.resources() if r.group):
-                group, version = gv.split("/")
-                entry = {"groupVersion": gv, "version": version}
-                groups.append({"name": group, "versions": [entry], "preferredVersion": entry})
-            return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
-        if path == "/openapi/v3":
-            return {
-                "paths": {
-                    base.lstrip("/"): {"serverRelativeURL": f"/openapi/v3{base}?hash=FAKE"}
-                    for base in dict.fromkeys(r.base_path for r in self.resources())
-                }
-            }
-        if path.startswith("/openapi/v3/"):
-            base = path[len("/openapi/v3") :]
-            doc = self._openapi_doc(self.resources(), base)
-            if doc is not None:
-                return doc
-        raise _KubeError(404, "the server could not find the requested resource")
-
-    @staticmethod
-    def _resource_list(served: list[Resource], base: str) -> Obj:
-        resources = []
-        gv = ""
-        for r in served:
-            if r.base_path != base:
-                continue
-            gv = r.group_version
-            entry: Obj = {
-                "name": r.plural,
-                "singularName": r.singular,
-                "namespaced": r.namespaced,
-                "kind": r.kind,
-                "verbs": _ALL_VERBS,
-            }
-            if r.short_names:
-                entry["shortNames"] = list(r.short_names)
-            resources.append(entry)
-            if r.status_subresource:
-                resources.append(
-                    {
-                        "name": f"{r.plural}/status",
-                        "singularName": "",
-                        "namespaced": r.namespaced,
-                        "kind": r.kind,
-                        "verbs": ["get", "patch", "update"],
-                    }
-                )
-        return {
-            "kind": "APIResourceList",
-            "apiVersion": "v1",
-            "groupVersion": gv,
-            "resources": resources,
-        }
-
-    @staticmethod
-    def _openapi_doc(served: list[Resource], base: str) -> Obj | None:
-        paths: Obj = {}
-        found = False
-        for r in served:
-            if r.base_path != base:
-                continue
-            found = True
-            gvk = {"group": r.group, "version": r.version, "kind": r.kind}
-            item = (
-                f"{base}/namespaces/{{namespace}}/{r.plural}/{{name}}"
-                if r.namespaced
-                else f"{base}/{r.plural}/{{name}}"
-            )
-            params = [
-                {"name": n, "in": "query", "schema": {"type": "string", "uniqueItems": True}}
-                for n in ("dryRun", "fieldManager", "fieldValidation", "force")
-            ]
-            op = {
-                "operationId": f"patch{r.kind}",
-                "parameters": params,
-                "x-kubernetes-action": "patch",
-                "x-kubernetes-group-version-kind": gvk,
-                "responses": {"200": {"description": "OK"}, "201": {"description": "Created"}},
-            }
-            paths[item] = {"patch": op}
-        if not found:
-            return None
-        return {
-            "openapi": "3.0.0",
-            "info": {"title": "Kubernetes", "version": "v1.32.0"},
-            "paths": paths,
-            "components": {"schemas": {}},
-        }
 
     # ------------------------------------------------------------------ resources
     def _resource_request(
