@@ -84,8 +84,6 @@ import queue
 import re
 import socket
 import threading
-import time
-import traceback
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -94,6 +92,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
+from tests.fakes.kube._controllers import _Controllers
 from tests.fakes.kube._crds import crd_manifest, validate_structural
 from tests.fakes.kube._discovery import _Discovery
 from tests.fakes.kube._model import (
@@ -104,10 +103,9 @@ from tests.fakes.kube._model import (
     _Event,
     _FailRule,
     _KubeError,
-    _now,
     _status,
 )
-from tests.fakes.kube._objects import _apply_merge, _ObjectsAPI
+from tests.fakes.kube._objects import _ObjectsAPI
 
 __all__ = ["FakeKube", "RecordedRequest", "Resource", "crd_manifest", "validate_structural"]
 
@@ -150,7 +148,7 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-class FakeKube(_ObjectsAPI, _Discovery):
+class FakeKube(_ObjectsAPI, _Discovery, _Controllers):
     """In-memory Kubernetes API server for tests; see the module docstring."""
 
     def __init__(self) -> None:
@@ -264,24 +262,6 @@ class FakeKube(_ObjectsAPI, _Discovery):
         return {"KUBECONFIG": str(kubeconfig), "KUBECACHEDIR": str(cache)}
 
     # ------------------------------------------------------------------ test helpers
-    def get(self, kind: str, name: str, namespace: str | None = None) -> Obj | None:
-        res = self.resource_for(kind)
-        with self._lock:
-            obj = self.objects.get(self._key(res, name, namespace))
-            return copy.deepcopy(obj) if obj is not None else None
-
-    def list_objects(self, kind: str, namespace: str | None = None) -> list[Obj]:
-        res = self.resource_for(kind)
-        with self._lock:
-            items = sorted(self.objects.items(), key=lambda kv: str(kv[0]))
-            return [
-                copy.deepcopy(o)
-                for (gv, plural, ns, _), o in items
-                if gv == res.group_version
-                and plural == res.plural
-                and (namespace is None or ns == namespace)
-            ]
-
     def put(self, obj: Obj) -> Obj:
         res = self.resource_for(obj["kind"])
         meta = obj.get("metadata") or {}
@@ -324,104 +304,6 @@ class FakeKube(_ObjectsAPI, _Discovery):
             self._fail_rules.append(
                 _FailRule(method.upper(), re.compile(path_regex), status, times)
             )
-
-    # ------------------------------------------------------------------ controllers
-    def add_controller(self, callback: Callable[[str, Obj], None]) -> None:
-        """Run ``callback(event_type, obj)`` for every change stored from now on (``ADDED``,
-        ``MODIFIED``, ``DELETED``), as a controller's watch sees it: after the write has been
-        answered, one change at a time, on one thread shared by all controllers. A callback
-        writes through :meth:`apply`, :meth:`set_status` and :meth:`set_condition`; what it
-        raises is kept in :attr:`controller_errors`."""
-        with self._lock:
-            self._controllers.append(callback)
-
-    def _run_controllers(self) -> None:
-        while True:
-            change = self._changes.get()
-            if change is None:
-                return
-            try:
-                for callback in list(self._controllers):
-                    if self._stopping.is_set():
-                        break
-                    try:
-                        callback(*change)
-                    except Exception:
-                        self.controller_errors.append(traceback.format_exc())
-            finally:
-                with self._cond:
-                    self._unhandled -= 1
-                    self._cond.notify_all()
-
-    def settle(self, timeout: float = 10.0) -> None:
-        """Wait until the controllers have handled every change, theirs included.
-
-        Raises:
-            TimeoutError: They are still busy after ``timeout`` seconds.
-        """
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while self._unhandled > 0:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"controllers still busy after {timeout:g}s")
-                self._cond.wait(remaining)
-
-    def apply(self, obj: Obj, *, manager: str) -> Obj:
-        """Server-side apply ``obj`` as field manager ``manager`` (what a controller does):
-        created when missing, merged when present; a no-op when nothing changes."""
-        res = self.resource_for(obj["kind"])
-        meta = obj.get("metadata") or {}
-        key = self._key(res, meta["name"], meta.get("namespace"))
-        with self._lock:
-            existing = self.objects.get(key)
-            merged = copy.deepcopy(obj) if existing is None else _apply_merge(existing, obj)
-            self._managed(merged, manager, "Apply", existing)
-            return self._store(res, key, merged, existing, validation="Strict")
-
-    def set_status(self, kind: str, name: str, namespace: str | None, status: Obj) -> Obj:
-        """Replace an object's status, as a write to its status subresource."""
-        res = self.resource_for(kind)
-        with self._lock:
-            key = self._key(res, name, namespace)
-            existing = self.objects.get(key)
-            if existing is None:
-                raise KeyError(f"no {kind} {namespace}/{name}")
-            obj = copy.deepcopy(existing)
-            obj["status"] = copy.deepcopy(status)
-            return self._store(res, key, obj, existing, status_write=True)
-
-    def set_condition(
-        self,
-        kind: str,
-        name: str,
-        namespace: str | None,
-        *,
-        type: str = "Ready",
-        status: str = "True",
-        reason: str = "Succeeded",
-        message: str = "",
-        **fields: Any,
-    ) -> Obj:
-        """Set one condition (observed at the object's current generation) and, optionally,
-        other status fields; the other conditions stay. What a test uses to make an object
-        Ready, or not ready with a message."""
-        current = self.get(kind, name, namespace)
-        if current is None:
-            raise KeyError(f"no {kind} {namespace}/{name}")
-        generation = current["metadata"].get("generation", 1)
-        new_status = copy.deepcopy(current.get("status") or {})
-        conditions = [c for c in new_status.get("conditions") or [] if c.get("type") != type]
-        previous = next((c for c in new_status.get("conditions") or [] if c.get("type") == type),
-                        None)  # fmt: skip
-        since = (previous or {}).get("lastTransitionTime") if (
-            previous and previous.get("status") == status) else _now()  # fmt: skip
-        conditions.insert(0, {"type": type, "status": status, "reason": reason,
-                              "message": message, "observedGeneration": generation,
-                              "lastTransitionTime": since})  # fmt: skip
-        new_status["conditions"] = conditions
-        new_status.update(copy.deepcopy(fields))
-        return self.set_status(kind, name, namespace, new_status)
 
     # ------------------------------------------------------------------ HTTP
     def _handle(self, h: _Handler) -> None:

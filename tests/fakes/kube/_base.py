@@ -1,7 +1,9 @@
-"""The state every mixin of ``FakeKube`` shares, and finding the resources it serves."""
+"""The state every mixin of ``FakeKube`` shares, finding the resources it serves, and
+reading objects (``get``, ``list_objects``)."""
 
 from __future__ import annotations
 
+import copy
 import queue
 import threading
 from collections.abc import Callable
@@ -64,3 +66,21 @@ class _State:
     def _key(self, res: Resource, name: str, namespace: str | None) -> Key:
         ns = (namespace or "default") if res.namespaced else None
         return (res.group_version, res.plural, ns, name)
+
+    def get(self, kind: str, name: str, namespace: str | None = None) -> Obj | None:
+        res = self.resource_for(kind)
+        with self._lock:
+            obj = self.objects.get(self._key(res, name, namespace))
+            return copy.deepcopy(obj) if obj is not None else None
+
+    def list_objects(self, kind: str, namespace: str | None = None) -> list[Obj]:
+        res = self.resource_for(kind)
+        with self._lock:
+            items = sorted(self.objects.items(), key=lambda kv: str(kv[0]))
+            return [
+                copy.deepcopy(o)
+                for (gv, plural, ns, _), o in items
+                if gv == res.group_version
+                and plural == res.plural
+                and (namespace is None or ns == namespace)
+            ]
