@@ -9,7 +9,7 @@ from tests.fakes.kube._base import _State
 from tests.fakes.kube._model import Obj, Resource, _KubeError
 
 if TYPE_CHECKING:
-    from tests.fakes.kube import _Handler
+    from tests.fakes.kube._server import _Handler
 
 
 _ALL_VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]

@@ -16,7 +16,7 @@ from tests.fakes.kube._tables import _table, _wants_table
 from tests.fakes.kube._watch import _ListWatch
 
 if TYPE_CHECKING:
-    from tests.fakes.kube import _Handler
+    from tests.fakes.kube._server import _Handler
 
 
 def merge_patch(target: Any, patch: Any, *, strategic: bool = False) -> Any:

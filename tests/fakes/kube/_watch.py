@@ -16,7 +16,7 @@ from tests.fakes.kube._base import _State
 from tests.fakes.kube._model import Key, Obj, Resource, _KubeError
 
 if TYPE_CHECKING:
-    from tests.fakes.kube import _Handler
+    from tests.fakes.kube._server import _Handler
 
 
 def _parse_label_selector(sel: str) -> list[tuple[str, str, list[str]]]:
