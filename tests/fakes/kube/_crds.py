@@ -102,6 +102,7 @@ def _crd_schema(crd: Obj, version: str) -> Obj | None:
 
 
 _JSON_TYPES = {"object": dict, "array": list, "string": str, "boolean": bool}
+_TYPE_NAMES: dict[type, str] = {dict: "object", list: "array", str: "string"}
 
 
 def _json_type(value: Any) -> str:
@@ -113,7 +114,7 @@ def _json_type(value: Any) -> str:
         return "integer"
     if isinstance(value, float):
         return "number"
-    return {dict: "object", list: "array", str: "string"}.get(type(value), "unknown")
+    return _TYPE_NAMES.get(type(value), "unknown")
 
 
 def _type_ok(wanted: str, value: Any) -> bool:
