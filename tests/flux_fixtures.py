@@ -23,6 +23,7 @@ import pytest
 
 from gitopskit import flux
 from gitopskit.config import Settings
+from gitopskit.flux import Result
 from gitopskit.ui import Progress
 from tests.conftest import ROOT, write_invoke_yaml
 from tests.fakes.flux import FakeFlux
@@ -99,7 +100,7 @@ class FluxWorld:
         wait: bool = True,
         migrate: bool = False,
         **flags: str,
-    ) -> flux.Result:
+    ) -> Result:
         """Bootstrap (or rotate) through the library, as the task does; output is kept."""
         stream = io.StringIO()
         ui = Progress(stream, colour=False)
