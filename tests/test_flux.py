@@ -41,8 +41,7 @@ def generated_values(call: HelmCall) -> dict[str, object]:
 def test_charts_bootstrap_clone_rerun_and_rotate(world: FluxWorld) -> None:
     """--installer charts: the fluxcd-community charts, as before the operator."""
     url = world.project.ssh_url_to_repo
-    charts = {"FLUX_INSTALLER": "charts"}
-    result = world.run(**charts)
+    result = world.run(FLUX_INSTALLER="charts")
 
     secret = world.secret()
     assert set(secret) == {"identity", "identity.pub", "known_hosts"}
@@ -104,7 +103,7 @@ def test_charts_bootstrap_clone_rerun_and_rotate(world: FluxWorld) -> None:
     # A second run changes nothing: same key, no new deploy key, no write to GitLab or Secret.
     world.gitlab.requests.clear()
     world.kube.clear_requests()
-    again = world.run(**charts)
+    again = world.run(FLUX_INSTALLER="charts")
     assert not again.key_generated and not again.deploy_key_created
     assert again.key_fingerprint == result.key_fingerprint
     assert world.secret() == secret

@@ -93,8 +93,7 @@ def test_rotation_resumes_after_a_failed_restart(world: FluxWorld) -> None:
 
 
 def test_bootstrap_finishes_a_rotation_left_by_a_failed_wait(world: FluxWorld) -> None:
-    charts = {"FLUX_INSTALLER": "charts"}
-    world.run(wait=False, **charts)
+    world.run(wait=False, FLUX_INSTALLER="charts")
     original = world.secret()
     world.kube.auto_ready = False  # the restarted controllers never become ready
     with pytest.raises(KubeError, match="rollout status"):
@@ -102,11 +101,11 @@ def test_bootstrap_finishes_a_rotation_left_by_a_failed_wait(world: FluxWorld) -
     assert RETIRING_ANNOTATION in annotations(world)
     world.kube.auto_ready = True
 
-    no_wait = world.run(wait=False, **charts)
+    no_wait = world.run(wait=False, FLUX_INSTALLER="charts")
     assert "run again without --no-wait, or flux-rotate-key, to finish it" in world.outputs[-1]
     assert not no_wait.rotation_finished and RETIRING_ANNOTATION in annotations(world)
 
-    result = world.run(**charts)
+    result = world.run(FLUX_INSTALLER="charts")
     assert result.rotation_finished
     final = world.secret()
     assert annotations(world) == {}
