@@ -23,11 +23,12 @@ import pytest
 
 from gitopskit import flux
 from gitopskit.config import Settings
+from gitopskit.flux import Result
 from gitopskit.ui import Progress
 from tests.conftest import ROOT, write_invoke_yaml
 from tests.fakes.flux import FakeFlux
 from tests.fakes.gitlab import DEVELOPER, MAINTAINER, FakeGitLab, FakeProject
-from tests.fakes.helm import install_fake_helm, read_helm_log
+from tests.fakes.helm import HelmCall, install_fake_helm, read_helm_log
 from tests.fakes.kube import FakeKube
 from tests.fakes.sshd import GitSSHServer, require_sshd, ssh_git_env
 
@@ -99,7 +100,7 @@ class FluxWorld:
         wait: bool = True,
         migrate: bool = False,
         **flags: str,
-    ) -> flux.Result:
+    ) -> Result:
         """Bootstrap (or rotate) through the library, as the task does; output is kept."""
         stream = io.StringIO()
         ui = Progress(stream, colour=False)
@@ -128,7 +129,7 @@ class FluxWorld:
         assert obj is not None
         return {k: base64.b64decode(v).decode() for k, v in obj["data"].items()}
 
-    def helm_calls(self) -> list[dict[str, Any]]:
+    def helm_calls(self) -> list[HelmCall]:
         return read_helm_log(self.helm_log)
 
     def ready(self, kind: str, name: str, namespace: str = "flux-system") -> dict[str, Any]:

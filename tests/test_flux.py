@@ -19,7 +19,7 @@ from gitopskit.errors import (
     ToolNotFoundError,
 )
 from tests.conftest import run_invoke
-from tests.fakes.helm import read_helm_state
+from tests.fakes.helm import HelmCall, read_helm_state
 from tests.flux_fixtures import *  # noqa: F403
 from tests.flux_fixtures import DEV_TOKEN, MAINT_TOKEN, FluxWorld
 
@@ -27,14 +27,13 @@ REPO = "group/manifests"
 FLUX2_REPO = "https://fluxcd-community.github.io/helm-charts"
 
 
-def upgrades(world: FluxWorld) -> list[dict[str, object]]:
+def upgrades(world: FluxWorld) -> list[HelmCall]:
     return [c for c in world.helm_calls() if c["argv"][:1] == ["upgrade"]]
 
 
-def generated_values(call: dict[str, object]) -> dict[str, object]:
-    values = call["values"]
-    assert isinstance(values, dict)
-    *_, generated = values.values()
+def generated_values(call: HelmCall) -> dict[str, object]:
+    *_, generated = call["values"].values()
+    assert generated is not None, "the generated values file was read"
     loaded: dict[str, object] = yaml.safe_load(generated)
     return loaded
 
@@ -42,8 +41,7 @@ def generated_values(call: dict[str, object]) -> dict[str, object]:
 def test_charts_bootstrap_clone_rerun_and_rotate(world: FluxWorld) -> None:
     """--installer charts: the fluxcd-community charts, as before the operator."""
     url = world.project.ssh_url_to_repo
-    charts = {"FLUX_INSTALLER": "charts"}
-    result = world.run(**charts)
+    result = world.run(FLUX_INSTALLER="charts")
 
     secret = world.secret()
     assert set(secret) == {"identity", "identity.pub", "known_hosts"}
@@ -105,7 +103,7 @@ def test_charts_bootstrap_clone_rerun_and_rotate(world: FluxWorld) -> None:
     # A second run changes nothing: same key, no new deploy key, no write to GitLab or Secret.
     world.gitlab.requests.clear()
     world.kube.clear_requests()
-    again = world.run(**charts)
+    again = world.run(FLUX_INSTALLER="charts")
     assert not again.key_generated and not again.deploy_key_created
     assert again.key_fingerprint == result.key_fingerprint
     assert world.secret() == secret
@@ -228,7 +226,9 @@ def test_flux1_values_and_secret(world: FluxWorld) -> None:
     )
     blobs = [line.split()[2] for line in ssh["known_hosts"].splitlines()]
     assert not any(blob in a for blob in blobs for a in argv)
-    base = yaml.safe_load(next(iter(up["values"].values())))
+    base_values = next(iter(up["values"].values()))
+    assert base_values is not None, "the base values file was read"
+    base = yaml.safe_load(base_values)
     assert base["syncGarbageCollection"]["enabled"] is True
     # Flux 1 keeps only `identity`: the re-run derives the public key and adds nothing.
     world.gitlab.requests.clear()

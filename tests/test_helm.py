@@ -71,7 +71,9 @@ def test_upgrade_install_by_url_never_touches_the_repositories(
     assert argv[argv.index("--timeout") + 1] == "300s", "the larger of the wait and network"
     files = [argv[i + 1] for i, a in enumerate(argv) if a == "-f"]
     assert files[0] == str(base)
-    assert yaml.safe_load(upgrade["values"][files[1]]) == {"ssh": {"known_hosts": HOSTS}}
+    generated = upgrade["values"][files[1]]
+    assert generated is not None, "the generated values file was read"
+    assert yaml.safe_load(generated) == {"ssh": {"known_hosts": HOSTS}}
     assert upgrade["modes"][files[1]] == [0o600, 0o700], "a private values file"
     assert not Path(files[1]).exists(), "the generated values file is removed"
     assert not any("AAAA" in a for a in argv) and "--set" not in argv

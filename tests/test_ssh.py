@@ -12,8 +12,9 @@ import pytest
 from gitopskit import redact, ssh
 from gitopskit.errors import ConfigError, HostKeyError, SSHError
 from gitopskit.ssh import HostUnreachableError
+from tests.fakes.sshd import GitSSHServer
 from tests.flux_fixtures import *  # noqa: F403
-from tests.flux_fixtures import GitSSHServer, StalledListener, _Wiring, closed_port
+from tests.flux_fixtures import StalledListener, _Wiring, closed_port
 
 
 @pytest.mark.parametrize(

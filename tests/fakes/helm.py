@@ -8,7 +8,7 @@
      "modes": {"<path>": [<file mode>, <its directory's mode>]},
      "env": {"KUBECONFIG": ..., "HELM_...": ...}}
 
-``read_helm_log(log_path) -> list[dict]`` parses that log. State (repositories and releases)
+``read_helm_log(log_path) -> list[HelmCall]`` parses that log. State (repositories and releases)
 lives in ``state_path(log_path)`` (``<log>.state.json`` beside the log);
 ``read_helm_state(log_path) -> dict`` returns ``{"repos": {name: url}, "releases":
 {"ns/name": release}}``.
@@ -67,9 +67,9 @@ import sys
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
-__all__ = ["install_fake_helm", "read_helm_log", "read_helm_state", "state_path"]
+__all__ = ["HelmCall", "install_fake_helm", "read_helm_log", "read_helm_state", "state_path"]
 
 #: The FluxInstance schema the fake flux-operator chart's CRD carries (ours, not the operator's).
 FLUXINSTANCE_SCHEMA = Path(__file__).with_name("fluxinstance_v1_schema.yaml")
@@ -80,7 +80,18 @@ def state_path(log_path: Path) -> Path:
     return log_path.with_name(log_path.name + ".state.json")
 
 
-def read_helm_log(log_path: Path) -> list[dict[str, Any]]:
+class HelmCall(TypedDict):
+    """One line of the log: one invocation of the fake helm (written by ``record``)."""
+
+    argv: list[str]
+    #: The content of each ``-f``/``--values`` file at call time; None when it was unreadable.
+    values: dict[str, str | None]
+    #: Each values file's mode and its directory's.
+    modes: dict[str, list[int]]
+    env: dict[str, str]
+
+
+def read_helm_log(log_path: Path) -> list[HelmCall]:
     path = Path(log_path)
     if not path.exists():
         return []

@@ -31,7 +31,7 @@ from tests.flux_fixtures import (
 REPO = "group/manifests"
 
 
-def annotations(world: FluxWorld) -> dict[str, str]:
+def secret_annotations(world: FluxWorld) -> dict[str, str]:
     secret = world.kube.get("Secret", "flux-ssh", "flux-system")
     assert secret is not None
     found: dict[str, str] = secret["metadata"].get("annotations") or {}
@@ -69,7 +69,7 @@ def test_rotation_resumes_after_a_failed_restart(world: FluxWorld) -> None:
     # The Secret holds the new key and records, by fingerprint only, the key being retired.
     intermediate = world.secret()
     assert intermediate["identity"] != original["identity"]
-    assert annotations(world) == {RETIRING_ANNOTATION: fingerprint(original["identity.pub"])}
+    assert secret_annotations(world) == {RETIRING_ANNOTATION: fingerprint(original["identity.pub"])}
     assert len(world.project.deploy_keys) == 3
 
     result = world.run(rotate=True)
@@ -77,7 +77,7 @@ def test_rotation_resumes_after_a_failed_restart(world: FluxWorld) -> None:
     assert result.rotation_finished
     final = world.secret()
     assert final == intermediate
-    assert annotations(world) == {}
+    assert secret_annotations(world) == {}
     assert sorted(deploy_key_fingerprints(world)) == sorted(
         [fingerprint(final["identity.pub"]), fingerprint(other_cluster["key"])]
     ), "only the recorded key is deleted; the other cluster's stays"
@@ -93,23 +93,22 @@ def test_rotation_resumes_after_a_failed_restart(world: FluxWorld) -> None:
 
 
 def test_bootstrap_finishes_a_rotation_left_by_a_failed_wait(world: FluxWorld) -> None:
-    charts = {"FLUX_INSTALLER": "charts"}
-    world.run(wait=False, **charts)
+    world.run(wait=False, FLUX_INSTALLER="charts")
     original = world.secret()
     world.kube.auto_ready = False  # the restarted controllers never become ready
     with pytest.raises(KubeError, match="rollout status"):
         world.run(rotate=True, FLUX_WAIT_TIMEOUT="1")
-    assert RETIRING_ANNOTATION in annotations(world)
+    assert RETIRING_ANNOTATION in secret_annotations(world)
     world.kube.auto_ready = True
 
-    no_wait = world.run(wait=False, **charts)
+    no_wait = world.run(wait=False, FLUX_INSTALLER="charts")
     assert "run again without --no-wait, or flux-rotate-key, to finish it" in world.outputs[-1]
-    assert not no_wait.rotation_finished and RETIRING_ANNOTATION in annotations(world)
+    assert not no_wait.rotation_finished and RETIRING_ANNOTATION in secret_annotations(world)
 
-    result = world.run(**charts)
+    result = world.run(FLUX_INSTALLER="charts")
     assert result.rotation_finished
     final = world.secret()
-    assert annotations(world) == {}
+    assert secret_annotations(world) == {}
     assert deploy_key_fingerprints(world) == [fingerprint(final["identity.pub"])]
     assert not clones(world, original, "old")
 
@@ -120,7 +119,7 @@ def test_a_failed_secret_write_withdraws_the_new_deploy_key(world: FluxWorld) ->
     world.kube.fail_next("PATCH", r"/secrets/flux-ssh", 500)
     with pytest.raises(KubeError):
         world.run(rotate=True)
-    assert world.secret() == original and annotations(world) == {}
+    assert world.secret() == original and secret_annotations(world) == {}
     assert deploy_key_fingerprints(world) == [fingerprint(original["identity.pub"])]
     assert "deleted the new deploy key" in world.outputs[-1]
 
@@ -350,12 +349,12 @@ def test_operator_rotation_keeps_the_old_key_until_flux_fetched_with_the_new(
     )
     new = world.secret()
     assert new["identity"] != original["identity"]
-    assert annotations(world) == {RETIRING_ANNOTATION: fingerprint(original["identity.pub"])}
+    assert secret_annotations(world) == {RETIRING_ANNOTATION: fingerprint(original["identity.pub"])}
     assert len(world.project.deploy_keys) == 2, "the old key stays until Flux used the new one"
 
     world.flux.source_failure = None
     result = world.run()  # bootstrap finishes the rotation
-    assert result.rotation_finished and annotations(world) == {}
+    assert result.rotation_finished and secret_annotations(world) == {}
     assert deploy_key_fingerprints(world) == [fingerprint(new["identity.pub"])]
     assert world.ready("GitRepository", "flux-system")["status"] == "True"
     no_private_key_in(world.output(), original, new)
