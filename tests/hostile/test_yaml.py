@@ -587,12 +587,11 @@ def test_aliases_are_refused_exactly_when_go_yaml_refuses_them(text: str) -> Non
         outcome = "loads"
     except ManifestError as error:
         outcome = "excessive" if error.message.endswith("excessive aliasing") else "contains"
-    assert time.perf_counter() - started < 1
-    if verdict == "contains":
-        # go-yaml may count past its limit while expanding on its way to the self-reference.
-        assert outcome != "loads"
-    else:
-        assert outcome == verdict
+    assert time.perf_counter() - started < 5  # a guard against stalling, not a speed measure
+    # Refused exactly when go-yaml refuses. When a document both contains itself and aliases
+    # excessively, which of the two is found first depends on the order of the walk: go-yaml
+    # may count past its limit on its way to the self-reference, and the other way round.
+    assert (outcome == "loads") == (verdict == "loads"), (verdict, outcome, text)
 
 
 def double_quoted(text: str) -> str:
