@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 from hypothesis import settings as hypothesis_settings
 
+from gitopskit.node import find_node
+from tests.doc_examples import Tour, shared_tour
+
 # Property tests run beside real programs on a shared machine: no per-example deadline (a slow
 # moment is not a failure; tests that guard against stalling bound it themselves).
 hypothesis_settings.register_profile("gitopskit", deadline=None, print_blob=True)
 hypothesis_settings.load_profile("gitopskit")
-
-from gitopskit.node import find_node
-from tests.doc_examples import Tour, shared_tour
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT_FILES = ("tasks.py", "cdk8s.yaml", "charts")
