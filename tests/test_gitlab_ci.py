@@ -128,7 +128,8 @@ def test_chart_tests_need_neither_sshd_nor_kubectl(tmp_path: Path) -> None:
     env = {"PATH": str(BIN), "HOME": str(tmp_path), "NO_COLOR": "1"}
     env |= {k: v for k, v in os.environ.items() if k in ("LANG", "LC_ALL", "TMPDIR")}
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "tests/test_charts.py", "-q", "-p", "no:cacheprovider"],
+        [sys.executable, "-m", "pytest", "tests/test_charts.py", "-q", "-n", "0", "-p",
+         "no:cacheprovider"],
         cwd=ROOT,
         env=env,
         capture_output=True,
