@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from gitopskit.node import find_node  # noqa: E402
+from tests.conftest import write_invoke_yaml  # noqa: E402
 
 GENERATED_APP = """\
 from cdk8s import App, Chart
@@ -49,8 +50,8 @@ app.synth()
 def make_project(kind: str, where: Path) -> Path:
     project = where / kind
     project.mkdir()
-    for name in ("tasks.py", "invoke.yaml"):
-        shutil.copy2(ROOT / name, project / name)
+    shutil.copy2(ROOT / "tasks.py", project / "tasks.py")
+    write_invoke_yaml(project)  # one environment: the app runs once, as `cdk8s synth` runs it
     if kind == "example":
         shutil.copytree(ROOT / "charts", project / "charts")
         shutil.copy2(ROOT / "cdk8s.yaml", project / "cdk8s.yaml")
