@@ -22,10 +22,12 @@ import pytest
 from tests.conftest import run_invoke
 from tests.trees import CONFIG_MAP, alive, bare_repository, snapshot
 
-# Starts a grandchild, says who they are, then writes into CDK8S_OUTDIR until stopped,
-# re-creating it if it disappears (what a chart left running did to a cleaned-up staging dir).
+# Makes a temporary directory (as jsii's kernel does, removed only at a clean exit), starts a
+# grandchild, says who they are, then writes into CDK8S_OUTDIR until stopped, re-creating it if
+# it disappears (what a chart left running did to a cleaned-up staging dir).
 SLOW_APP = """\
-import os, pathlib, subprocess, sys, time
+import os, pathlib, subprocess, sys, tempfile, time
+tempfile.mkdtemp(prefix="jsii-kernel-")
 out = pathlib.Path(os.environ["CDK8S_OUTDIR"])
 child = subprocess.Popen(["sleep", "60"])
 pathlib.Path(os.environ["TEST_PIDS"]).write_text(f"{os.getpid()} {child.pid}\\n")
