@@ -26,6 +26,7 @@ from gitopskit.diff import DiffResult, Flagged, ResourceChange, Results, Target,
 from gitopskit.errors import ConfigError
 from gitopskit.review import FieldChange, scalar_text, secret_keys
 from gitopskit.tree import is_secret
+from gitopskit.ui import visible
 
 GITLAB_NOTE_LIMIT = 1_000_000
 HEADING = "### Manifest diff"
@@ -170,6 +171,7 @@ def iter_text(
     """:func:`render_text` piece by piece, so that a large diff is written as it is made."""
 
     def paint(text: str, style: str) -> str:
+        text = visible(text)  # a manifest's control characters shown, never acted on
         return f"\033[{_ANSI[style]}m{text}\033[0m" if colour else text
 
     ordered = result.in_review_order()
@@ -179,21 +181,21 @@ def iter_text(
         if colour:
             for line in change.diff.splitlines():
                 first = line[:1]
-                yield (paint(line, first) if first in ("+", "-", "@") else line) + "\n"
+                yield (paint(line, first) if first in ("+", "-", "@") else visible(line)) + "\n"
         else:
-            yield change.diff  # whole: no copy line by line
+            yield visible(change.diff)  # whole: no copy line by line
         yield "\n"
     moved = [c for c in ordered if c.change == "moved"]
     if moved:
         yield paint("moved (only the file changes):", "moved") + "\n"
-        yield from (f"  {c.label}: {c.from_file} → {c.file}\n" for c in moved)
+        yield from (visible(f"  {c.label}: {c.from_file} → {c.file}\n") for c in moved)
         yield "\n"
     images = result.images
     if images:
         yield paint("images:", "moved") + "\n"
         for change, image in images:
             before, after = image.before or "(none)", image.after or "(removed)"
-            yield f"  {change.label} {image.container}: {before} → {after}\n"
+            yield visible(f"  {change.label} {image.container}: {before} → {after}\n")
         yield "\n"
     warnings = result.warnings
     if warnings:
@@ -201,14 +203,14 @@ def iter_text(
         width = max(len(f.warning.code) for f in warnings)
         for flagged in warnings:
             code = f"{flagged.warning.code:<{width}}"
-            yield f"  {paint(code, 'warn')}  {warning_line(flagged)}\n"
+            yield f"  {paint(code, 'warn')}  {visible(warning_line(flagged))}\n"
         yield "\n"
     prefix = "no changes: " if not result.has_changes else ""
     yield prefix + plan_line(result, lambda s: paint(s, "strong")) + "\n"
     shown = target or result.target
     if shown is not None:
         parts = target_parts(shown)
-        yield "target: " + ", ".join(f"{k} {v}".strip() for k, v in parts) + "\n"
+        yield visible("target: " + ", ".join(f"{k} {v}".strip() for k, v in parts)) + "\n"
 
 
 def render_text(result: DiffResult, colour: bool = False, *, target: Target | None = None) -> str:
