@@ -297,6 +297,10 @@ def _section(change: ResourceChange, diff: str, note: str = "", *, truncated: bo
     return f"<details><summary>{summary}</summary>\n\n{body}{note}\n</details>\n\n"
 
 
+def _noun(count: int, noun: str) -> str:
+    return noun if count == 1 else f"{noun}s"
+
+
 def _capped(lines: list[str], budget: int, more: Callable[[int], str]) -> str:
     """``lines`` joined, as many as fit in ``budget`` characters, then ``more(left)``."""
     out: list[str] = []
@@ -314,7 +318,7 @@ def _warnings_block(result: DiffResult, budget: int) -> str:
     if not flagged:
         return ""
     lines = [f"- ⚠ {md_code(f.warning.code)} {md_text(warning_line(f))}\n" for f in flagged]
-    body = _capped(lines, budget, lambda n: f"- … and {n} more warnings\n")
+    body = _capped(lines, budget, lambda n: f"- … and {n} more {_noun(n, 'warning')}\n")
     return f"**Warnings** ({len(flagged)})\n\n{body}\n"
 
 
@@ -335,7 +339,7 @@ def _images_block(result: DiffResult, budget: int) -> str:
         + " |\n"
         for change, image in images
     ]
-    body = _capped(rows, budget, lambda n: f"\n… and {n} more images\n")
+    body = _capped(rows, budget, lambda n: f"\n… and {n} more {_noun(n, 'image')}\n")
     table = "| Object | Container | Before | After |\n|---|---|---|---|\n"
     return f"**Images** ({len(images)})\n\n{table}{body}\n"
 
@@ -523,7 +527,7 @@ def render_markdown(
         section = sections[index] if len(change.diff) <= low else _truncated_section(change, low)
         if used + len(section) + reserve > limit:
             left = len(objects) - index
-            out.append(f"**{left} more objects not shown** (GitLab's limit).\n\n")
+            out.append(f"**{left} more {_noun(left, 'object')} not shown** (GitLab's limit).\n\n")
             break
         out.append(section)
         used += len(section)
