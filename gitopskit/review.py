@@ -311,21 +311,28 @@ def _how(present_before: bool, present_after: bool) -> str:
 
 
 def secret_keys(fields: Iterable[FieldChange]) -> list[tuple[str, str]]:
-    """``(key, added|removed|changed)`` for every Secret data key among ``fields``."""
-    keys: dict[str, str] = {}
+    """``(key, added|removed|changed)`` for every Secret data key among ``fields``.
+
+    ``data`` and ``stringData`` are one set of keys to the API server: a key that leaves one
+    for the other is changed, not removed."""
+    keys: dict[str, tuple[bool, bool]] = {}
+
+    def seen(key: str, before: bool, after: bool) -> None:
+        was, now = keys.get(key, (False, False))
+        keys[key] = (was or before, now or after)
+
     for change in fields:
         parts = change.parts
         if not parts or parts[0] not in ("data", "stringData"):
             continue
         if len(parts) > 1:
-            how = _how(change.before is not MISSING, change.after is not MISSING)
-            keys[str(parts[1])] = how
+            seen(str(parts[1]), change.before is not MISSING, change.after is not MISSING)
             continue
         before = change.before if isinstance(change.before, dict) else {}
         after = change.after if isinstance(change.after, dict) else {}
         for key in sorted(before.keys() | after.keys()):
-            keys[key] = _how(key in before, key in after)
-    return list(keys.items())
+            seen(key, key in before, key in after)
+    return [(key, _how(before, after)) for key, (before, after) in keys.items()]
 
 
 def scalar_text(value: Any) -> str | None:
