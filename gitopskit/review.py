@@ -493,7 +493,8 @@ IMMUTABLE: Final[dict[tuple[str, str], tuple[tuple[str, ...], ...]]] = {
     (RBAC_GROUP, "RoleBinding"): (("roleRef",),),
     (RBAC_GROUP, "ClusterRoleBinding"): (("roleRef",),),
 }
-#: Fields that may be dropped from the manifest without a refusal (the server keeps its value).
+#: Fields that may be dropped from the manifest, or emptied, without a refusal: the server keeps
+#: the value it allocated (``patchAllocatedValues`` of the Service storage).
 _MAY_BE_DROPPED = frozenset({("spec", "clusterIP"), ("spec", "clusterIPs")})
 
 _QUANTITY = re.compile(r"([+-]?(?:\d+\.?\d*|\.\d+))([eE][+-]?\d+|[KMGTPE]i|[kMGTPE]|[mun])?")
@@ -533,7 +534,7 @@ def _immutable(
     )
     for keys in IMMUTABLE.get((identity.group, identity.kind), ()):
         before, after = _dig(old, *keys), _dig(new, *keys)
-        if _same(before, after) or (after is MISSING and keys in _MAY_BE_DROPPED):
+        if _same(before, after) or (after in (MISSING, "", []) and keys in _MAY_BE_DROPPED):
             continue
         shown = _before_after(before, after)
         yield ReviewWarning(

@@ -353,6 +353,11 @@ NEAR_MISSES: dict[str, tuple[str, Obj | None, Obj | None]] = {
         service(),
         edit(service(), "spec", "clusterIP"),
     ),
+    "immutable: a Service's clusterIP emptied (the server keeps its value)": (
+        "immutable",
+        service(),
+        service(clusterIP="", clusterIPs=[]),
+    ),
     "immutable: PVC storage grows": (
         "immutable",
         pvc(),
