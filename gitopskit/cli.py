@@ -265,7 +265,8 @@ def report_validation(ui: Progress, report: Report) -> None:
     for warning in report.warnings[:_WARNINGS_SHOWN]:
         ui.warn(str(warning))
     if len(report.warnings) > _WARNINGS_SHOWN:
-        ui.warn(f"... and {len(report.warnings) - _WARNINGS_SHOWN} more warnings")
+        more = len(report.warnings) - _WARNINGS_SHOWN
+        ui.warn(f"... and {more} more warning{'' if more == 1 else 's'}")
     for kind, count in sorted(report.not_validated.items()):
         ui.warn(f"not validated (no schema for it): {count} x {kind}")
 

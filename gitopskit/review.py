@@ -311,21 +311,28 @@ def _how(present_before: bool, present_after: bool) -> str:
 
 
 def secret_keys(fields: Iterable[FieldChange]) -> list[tuple[str, str]]:
-    """``(key, added|removed|changed)`` for every Secret data key among ``fields``."""
-    keys: dict[str, str] = {}
+    """``(key, added|removed|changed)`` for every Secret data key among ``fields``.
+
+    ``data`` and ``stringData`` are one set of keys to the API server: a key that leaves one
+    for the other is changed, not removed."""
+    keys: dict[str, tuple[bool, bool]] = {}
+
+    def seen(key: str, before: bool, after: bool) -> None:
+        was, now = keys.get(key, (False, False))
+        keys[key] = (was or before, now or after)
+
     for change in fields:
         parts = change.parts
         if not parts or parts[0] not in ("data", "stringData"):
             continue
         if len(parts) > 1:
-            how = _how(change.before is not MISSING, change.after is not MISSING)
-            keys[str(parts[1])] = how
+            seen(str(parts[1]), change.before is not MISSING, change.after is not MISSING)
             continue
         before = change.before if isinstance(change.before, dict) else {}
         after = change.after if isinstance(change.after, dict) else {}
         for key in sorted(before.keys() | after.keys()):
-            keys[key] = _how(key in before, key in after)
-    return list(keys.items())
+            seen(key, key in before, key in after)
+    return [(key, _how(before, after)) for key, (before, after) in keys.items()]
 
 
 def scalar_text(value: Any) -> str | None:
@@ -486,7 +493,8 @@ IMMUTABLE: Final[dict[tuple[str, str], tuple[tuple[str, ...], ...]]] = {
     (RBAC_GROUP, "RoleBinding"): (("roleRef",),),
     (RBAC_GROUP, "ClusterRoleBinding"): (("roleRef",),),
 }
-#: Fields that may be dropped from the manifest without a refusal (the server keeps its value).
+#: Fields that may be dropped from the manifest, or emptied, without a refusal: the server keeps
+#: the value it allocated (``patchAllocatedValues`` of the Service storage).
 _MAY_BE_DROPPED = frozenset({("spec", "clusterIP"), ("spec", "clusterIPs")})
 
 _QUANTITY = re.compile(r"([+-]?(?:\d+\.?\d*|\.\d+))([eE][+-]?\d+|[KMGTPE]i|[kMGTPE]|[mun])?")
@@ -526,7 +534,7 @@ def _immutable(
     )
     for keys in IMMUTABLE.get((identity.group, identity.kind), ()):
         before, after = _dig(old, *keys), _dig(new, *keys)
-        if _same(before, after) or (after is MISSING and keys in _MAY_BE_DROPPED):
+        if _same(before, after) or (after in (MISSING, "", []) and keys in _MAY_BE_DROPPED):
             continue
         shown = _before_after(before, after)
         yield ReviewWarning(

@@ -353,6 +353,11 @@ NEAR_MISSES: dict[str, tuple[str, Obj | None, Obj | None]] = {
         service(),
         edit(service(), "spec", "clusterIP"),
     ),
+    "immutable: a Service's clusterIP emptied (the server keeps its value)": (
+        "immutable",
+        service(),
+        service(clusterIP="", clusterIPs=[]),
+    ),
     "immutable: PVC storage grows": (
         "immutable",
         pvc(),
@@ -562,6 +567,17 @@ def test_secret_fields_are_masked() -> None:
     assert review.secret_keys(found) == [("payment-api-key", "changed"), ("token", "added")]
     for value in ("b2xk", "bmV3", "plain-value", "a2VwdA=="):
         assert value not in repr([f.to_json() for f in found])
+
+
+def test_a_secret_key_that_moves_between_data_and_string_data_is_changed_not_removed() -> None:
+    old = secret(stringData={"token": "plain-value", "gone": "x"})
+    new = secret(data={"token": "cGxhaW4="}, stringData={"fresh": "y"})
+    found = review.review(identity_of(new), old, new).fields
+    assert sorted(review.secret_keys(found)) == [
+        ("fresh", "added"),
+        ("gone", "removed"),
+        ("token", "changed"),
+    ]
 
 
 def test_images_of_every_pod_shape() -> None:
