@@ -284,6 +284,22 @@ def test_flux_bootstrap_env_uses_its_context_and_path_and_names_it(
     assert unknown.returncode == 1 and "--env qa: no such environment" in unknown.stderr
 
 
+def test_flux_bootstrap_without_env_is_refused_when_environments_are_declared(
+    project: Path, tmp_path: Path
+) -> None:
+    """Syncing the root would apply every environment's manifests to this one cluster."""
+    home = tmp_path / "home"
+    home.mkdir()
+    done = invoke(
+        project, "flux-bootstrap", "--dry-run",
+        "--git-url", "ssh://git@127.0.0.1:1/platform/k8s-manifests.git", "--git-branch", "main",
+        HOME=str(home),
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "environments are declared in invoke.yaml (dev, prod, staging)" in done.stderr
+    assert "--env NAME" in done.stderr and "Traceback" not in done.stderr
+
+
 def test_the_local_merge_hint_names_the_environment(project: Path, tmp_path: Path) -> None:
     bare = tmp_path / "manifests.git"
     git("init", "--quiet", "--bare", bare)
