@@ -164,7 +164,8 @@ def diff(
         "manifests-path": "subdirectory of the manifests repository to write (default: root)",
         "allow-plain-secrets": "publish Secrets that carry data or stringData anyway",
         "allow-empty": "publish an output with no objects, removing every object gitopskit "
-        "owns in the manifests repository",
+        "owns in the manifests repository; also remove what it published for environments no "
+        "longer declared in invoke.yaml (without --env)",
         "adopt": "take over existing files whose names the synthesized ones use",
         "merge": "local mode (no GitLab): then fast-forward the target branch to the publish "
         "branch, if nobody moved it",

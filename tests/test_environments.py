@@ -237,7 +237,7 @@ def test_publish_env_opens_its_own_merge_request_with_its_auto_merge(
     assert not any(f.startswith("clusters/") for f in prod_files)
 
 
-def test_an_environment_removed_from_invoke_yaml_is_left_alone_and_named(
+def test_an_environment_removed_from_invoke_yaml_is_left_alone_unless_allow_empty(
     project: Path, tmp_path: Path
 ) -> None:
     bare = tmp_path / "manifests.git"
@@ -255,6 +255,23 @@ def test_an_environment_removed_from_invoke_yaml_is_left_alone_and_named(
     )
     files = git("-C", bare, "ls-tree", "-r", "--name-only", "main").split()
     assert "clusters/staging/app.k8s.yaml" in files  # never deleted silently
+    assert "publish --allow-empty removes them" in done.stderr
+    # Publishing one environment never retires another's directory.
+    only = invoke(project, "publish", "--merge", "--env", "dev", "--allow-empty", **env)
+    assert only.returncode == 0, only.stderr
+    assert "clusters/staging/app.k8s.yaml" in git("-C", bare, "ls-tree", "-r", "--name-only",
+                                                  "main").split()  # fmt: skip
+    # Asked for: what gitopskit published there goes, in the one commit, shown as removed.
+    dry = invoke(project, "publish", "--dry-run", "--allow-empty", **env)
+    assert dry.returncode == 0, dry.stderr
+    assert "compare   staging (removed from invoke.yaml): 1 to delete" in dry.stderr
+    retired = invoke(project, "publish", "--merge", "--allow-empty", **env)
+    assert retired.returncode == 0, retired.stderr
+    files = git("-C", bare, "ls-tree", "-r", "--name-only", "main").split()
+    assert not [f for f in files if f.startswith("clusters/staging/")]
+    assert {"clusters/dev/app.k8s.yaml", "prod-cluster/app.k8s.yaml"} <= set(files)
+    again = invoke(project, "publish", "--merge", "--allow-empty", **env)
+    assert again.returncode == 0 and "no longer declared" not in again.stderr
 
 
 # --- flux-bootstrap ----------------------------------------------------------------------------
