@@ -85,6 +85,10 @@ def test_declarations_are_checked_naming_what_is_wrong() -> None:
         parse({"a": {"path": "../elsewhere"}})
     with pytest.raises(ConfigError, match="values must be a mapping"):
         parse({"a": {"values": [1]}})
+    # YAML's .nan and .inf have no JSON spelling: JSON.parse of a TypeScript chart refuses NaN.
+    for number in (float("nan"), float("inf")):
+        with pytest.raises(ConfigError, match="values must be plain YAML"):
+            parse({"a": {"values": {"ratio": number}}})
     declared = parse({"dev": None, "prod": {"context": "kind-prod"}})
     assert declared == [
         Environment("dev", "clusters/dev"),
