@@ -240,6 +240,26 @@ WARNS: dict[str, tuple[str, Obj | None, Obj | None]] = {
         binding(sa("ci")),
         binding(sa("ci"), role_name="admin"),
     ),
+    "immutable: data of an immutable ConfigMap": (
+        "immutable",
+        edit(CM, "immutable", value=True),
+        edit(edit(CM, "immutable", value=True), "data", "a", value="c"),
+    ),
+    "immutable: an immutable ConfigMap made mutable": (
+        "immutable",
+        edit(CM, "immutable", value=True),
+        edit(CM, "immutable", value=False),
+    ),
+    "immutable: a key added to an immutable Secret": (
+        "immutable",
+        secret(immutable=True, data={"k": "dmFsdWU="}),
+        secret(immutable=True, data={"k": "dmFsdWU="}, stringData={"j": "x"}),
+    ),
+    "immutable: Secret type": (
+        "immutable",
+        secret(data={"k": "dmFsdWU="}),
+        secret(type="kubernetes.io/basic-auth", data={"k": "dmFsdWU="}),
+    ),
     "rbac-grows: a new verb": (
         "rbac-grows",
         role(rule(["get"], ["pods"])),
@@ -321,6 +341,23 @@ WARNS: dict[str, tuple[str, Obj | None, Obj | None]] = {
 
 #: (code, old, new): near misses that must not warn ``code``.
 NEAR_MISSES: dict[str, tuple[str, Obj | None, Obj | None]] = {
+    "immutable: data of a mutable ConfigMap": ("immutable", CM, edit(CM, "data", "a", value="c")),
+    "immutable: an immutable ConfigMap relabelled": (
+        "immutable",
+        edit(CM, "immutable", value=True),
+        edit(edit(CM, "immutable", value=True), "metadata", "labels", value={"a": "b"}),
+    ),
+    "immutable: a ConfigMap made immutable": ("immutable", CM, edit(CM, "immutable", value=True)),
+    "immutable: an immutable Secret's key moved to stringData, same value": (
+        "immutable",
+        secret(immutable=True, data={"k": "dmFsdWU="}),
+        secret(immutable=True, stringData={"k": "value"}),
+    ),
+    "immutable: Secret type written out as the default": (
+        "immutable",
+        secret(data={"k": "dmFsdWU="}),
+        secret(type="Opaque", data={"k": "dmFsdWU="}),
+    ),
     "delete: a change": ("delete", CM, edit(CM, "data", "a", value="c")),
     "delete-namespace: a Namespace relabelled": (
         "delete-namespace",
