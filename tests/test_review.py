@@ -297,6 +297,16 @@ WARNS: dict[str, tuple[str, Obj | None, Obj | None]] = {
         None,
         role(rule(["get"], ["*"], groups=["*"]), kind="ClusterRole"),
     ),
+    "rbac-wildcard: one subresource of every resource": (
+        "rbac-wildcard",
+        role(rule(["get"], ["pods"])),
+        role(rule(["get"], ["pods", "*/scale"])),
+    ),
+    "rbac-wildcard: a URL prefix": (
+        "rbac-wildcard",
+        role(kind="ClusterRole"),
+        role({"nonResourceURLs": ["/healthz*"], "verbs": ["get"]}, kind="ClusterRole"),
+    ),
     "rbac-wildcard: every authenticated user": (
         "rbac-wildcard",
         binding(sa("ci")),
@@ -440,6 +450,16 @@ NEAR_MISSES: dict[str, tuple[str, Obj | None, Obj | None]] = {
         "rbac-wildcard",
         role(rule(["*"], ["pods"])),
         edit(role(rule(["*"], ["pods"])), "metadata", "labels", value={"a": "b"}),
+    ),
+    "rbac-wildcard: pods/* is no pattern to the API server": (
+        "rbac-wildcard",
+        role(rule(["get"], ["pods"])),
+        role(rule(["get"], ["pods", "pods/*"])),
+    ),
+    "rbac-grows: a subresource that */scale allowed": (
+        "rbac-grows",
+        role(rule(["get"], ["*/scale"])),
+        role(rule(["get"], ["deployments/scale"])),
     ),
     "rbac-wildcard: a named group": (
         "rbac-wildcard",
