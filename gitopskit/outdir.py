@@ -5,7 +5,8 @@ holding nothing but what an earlier synth wrote there, as listed in the marker f
 :data:`MARKER` that every synth writes beside the manifests. ``dist/`` directories of earlier
 versions (no marker) are adopted only when they hold nothing but ``*.k8s.yaml`` files. Anything
 else (the project, an ancestor of it, a git checkout or anything inside a ``.git`` directory,
-chart sources, a file, a symlink, a directory with a file synth did not write) is refused before anything is touched.
+chart sources, a file, a symlink, a directory with a file synth did not write) is refused
+before anything is touched.
 """
 
 from __future__ import annotations
