@@ -169,13 +169,14 @@ def app_start(project_dir: Path) -> Path:
 
 def output_dir(project_dir: Path, settings: Settings, flag: str | None = None) -> Path:
     """The output directory: ``--outdir``, ``GITOPSKIT_OUTDIR`` or ``outdir`` in invoke.yaml
-    (relative to the project), else ``output:`` of ``cdk8s.yaml`` (relative to it), else
-    ``dist``."""
+    (relative to the project; ``~`` is the home directory), else ``output:`` of ``cdk8s.yaml``
+    (relative to it), else ``dist``."""
     from gitopskit.cdk8s_app import configured_output
     from gitopskit.synth import DEFAULT_OUTDIR
 
     if settings.source("OUTDIR", flag) != "default":
-        return project_dir / settings.require("OUTDIR", flag)
+        # ~ is the home directory, as a shell would have it (none expands --outdir=~).
+        return project_dir / os.path.expanduser(settings.require("OUTDIR", flag))
     return configured_output(app_start(project_dir)) or project_dir / DEFAULT_OUTDIR
 
 
