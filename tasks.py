@@ -32,6 +32,7 @@ from invoke.tasks import Task, task  # noqa: E402
 from gitopskit import cli  # noqa: E402
 
 PROJECT_DIR = Path(__file__).resolve().parent
+cli.check_project_config(PROJECT_DIR)
 
 
 @task(

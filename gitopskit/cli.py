@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from invoke.context import Context
 from invoke.exceptions import Exit
 
-from gitopskit import interrupts
+from gitopskit import interrupts, invoke_config
 from gitopskit.config import Settings
 from gitopskit.environments import Environment
 from gitopskit.environments import parse as parse_environments
@@ -38,6 +38,15 @@ INTERRUPTED = 130
 DEBUG_VARIABLE = "GITOPSKIT_DEBUG"
 _FILES_LISTED = 6
 _WARNINGS_SHOWN = 20
+
+
+def check_project_config(project_dir: Path) -> None:
+    """Stop with one line (exit 1) when invoke itself would trip over the project's invoke.yaml
+    before a task starts (a key that is not text, two keys mapping to one variable)."""
+    found = invoke_config.problem(project_dir)
+    if found is not None:
+        Progress().error(found)
+        raise SystemExit(1)
 
 
 def declared_environments(c: Context) -> list[Environment]:

@@ -1003,8 +1003,9 @@ def prepare(
         options: The user's flags.
         progress: Where progress lines go.
         outdir: The output directory, left out of the "uncommitted changes" check.
-        environments: The environments ``--env`` named (publish branch ``<branch>-<name>``, and
-            their ``auto_merge``); None or empty: every one, on the publish branch itself.
+        environments: The environments ``--env`` named (publish branch ``<branch>-<name>``, or
+            ``<branch>-<a>+<b>`` for several, and their ``auto_merge``); None or empty: every
+            one, on the publish branch itself.
         declared: Every environment declared in invoke.yaml.
 
     Raises:
@@ -1014,9 +1015,11 @@ def prepare(
     destination = resolve_destination(settings, settings.environ, options)
     source = Source.detect(settings.environ, project_dir, outdir)
     branch = publish_branch(options, settings, source)
-    named = [e for e in environments or [] if e.name]
+    named = sorted((e for e in environments or [] if e.name), key=lambda e: str(e.name))
     if named:
-        branch += "-" + "-".join(str(e.name) for e in named)
+        # "+" is in no environment's name: dev and prod together never share the branch of an
+        # environment named "dev-prod", and the order of the flags makes no second branch.
+        branch += "-" + "+".join(str(e.name) for e in named)
         if destination.uses_gitlab and all(e.auto_merge for e in named):
             options.auto_merge = True
     publisher = Publisher(destination, options, source, branch, progress, declared)

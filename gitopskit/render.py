@@ -269,12 +269,15 @@ _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|~&#!])")
 
 
 def md_text(text: str) -> str:
-    """Plain text safe in markdown: every character markdown could take for syntax escaped."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+    """Plain text safe in markdown: every character markdown could take for syntax escaped, and
+    every control or bidirectional character shown as its escape."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", visible(text))
 
 
 def md_code(text: str, *, in_table: bool = False) -> str:
-    """``text`` as an inline code span, whatever backticks it holds (``|`` escaped in a table)."""
+    """``text`` as an inline code span, whatever backticks it holds (``|`` escaped in a table),
+    control and bidirectional characters shown as their escapes."""
+    text = visible(text)
     longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
     ticks = "`" * (longest + 1)
     pad = " " if text.startswith("`") or text.endswith("`") or not text.strip() else ""
@@ -288,7 +291,8 @@ def _fence(text: str) -> str:
 
 
 def _section(change: ResourceChange, diff: str, note: str = "", *, truncated: bool = False) -> str:
-    summary = html.escape(title(change, truncated=truncated), quote=False)
+    summary = html.escape(visible(title(change, truncated=truncated)), quote=False)
+    diff = visible(diff)
     where = md_code(change.file)
     if change.from_file:
         where = f"{md_code(change.from_file)} → {where}"

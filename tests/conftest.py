@@ -108,8 +108,9 @@ def project(tmp_path: Path) -> Path:
 def run_invoke(
     project: Path, *args: str, env: dict[str, str] | None = None, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``invoke ARGS`` in ``project`` as a user would, capturing stdout and stderr."""
-    environment = {**os.environ, "NO_COLOR": "1", **(env or {})}
+    """Run ``invoke ARGS`` in ``project`` as a user would, with this checkout's gitopskit (not
+    the one pip installed, which may be another worktree's), capturing stdout and stderr."""
+    environment = {**os.environ, "NO_COLOR": "1", "PYTHONPATH": str(ROOT), **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "invoke", *args],
         cwd=project,

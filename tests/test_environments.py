@@ -331,3 +331,18 @@ def test_the_local_merge_hint_names_the_environment(project: Path, tmp_path: Pat
     merged = invoke(project, "publish", "--merge", "--env", "prod", MANIFESTS_GIT_URL=str(bare))
     assert merged.returncode == 0, merged.stderr
     assert git("-C", bare, "branch", "--list").split() == ["main"]
+
+
+def test_several_environments_publish_on_one_branch_whatever_the_order(
+    project: Path, tmp_path: Path
+) -> None:
+    # "dev" and "prod" together must not share a branch with an environment named "dev-prod",
+    # and the order of the flags must not make a second branch.
+    bare = tmp_path / "manifests.git"
+    git("init", "--quiet", "--bare", bare)
+    first = invoke(project, "publish", "--env", "prod", "--env", "dev", MANIFESTS_GIT_URL=str(bare))
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == "gitopskit/local-dev+prod\n"
+    again = invoke(project, "publish", "--env", "dev", "--env", "prod", MANIFESTS_GIT_URL=str(bare))
+    assert again.stdout == "gitopskit/local-dev+prod\n"
+    assert "invoke publish --merge --env dev --env prod" in again.stderr

@@ -240,6 +240,26 @@ WARNS: dict[str, tuple[str, Obj | None, Obj | None]] = {
         binding(sa("ci")),
         binding(sa("ci"), role_name="admin"),
     ),
+    "immutable: data of an immutable ConfigMap": (
+        "immutable",
+        edit(CM, "immutable", value=True),
+        edit(edit(CM, "immutable", value=True), "data", "a", value="c"),
+    ),
+    "immutable: an immutable ConfigMap made mutable": (
+        "immutable",
+        edit(CM, "immutable", value=True),
+        edit(CM, "immutable", value=False),
+    ),
+    "immutable: a key added to an immutable Secret": (
+        "immutable",
+        secret(immutable=True, data={"k": "dmFsdWU="}),
+        secret(immutable=True, data={"k": "dmFsdWU="}, stringData={"j": "x"}),
+    ),
+    "immutable: Secret type": (
+        "immutable",
+        secret(data={"k": "dmFsdWU="}),
+        secret(type="kubernetes.io/basic-auth", data={"k": "dmFsdWU="}),
+    ),
     "rbac-grows: a new verb": (
         "rbac-grows",
         role(rule(["get"], ["pods"])),
@@ -276,6 +296,16 @@ WARNS: dict[str, tuple[str, Obj | None, Obj | None]] = {
         "rbac-wildcard",
         None,
         role(rule(["get"], ["*"], groups=["*"]), kind="ClusterRole"),
+    ),
+    "rbac-wildcard: one subresource of every resource": (
+        "rbac-wildcard",
+        role(rule(["get"], ["pods"])),
+        role(rule(["get"], ["pods", "*/scale"])),
+    ),
+    "rbac-wildcard: a URL prefix": (
+        "rbac-wildcard",
+        role(kind="ClusterRole"),
+        role({"nonResourceURLs": ["/healthz*"], "verbs": ["get"]}, kind="ClusterRole"),
     ),
     "rbac-wildcard: every authenticated user": (
         "rbac-wildcard",
@@ -321,6 +351,23 @@ WARNS: dict[str, tuple[str, Obj | None, Obj | None]] = {
 
 #: (code, old, new): near misses that must not warn ``code``.
 NEAR_MISSES: dict[str, tuple[str, Obj | None, Obj | None]] = {
+    "immutable: data of a mutable ConfigMap": ("immutable", CM, edit(CM, "data", "a", value="c")),
+    "immutable: an immutable ConfigMap relabelled": (
+        "immutable",
+        edit(CM, "immutable", value=True),
+        edit(edit(CM, "immutable", value=True), "metadata", "labels", value={"a": "b"}),
+    ),
+    "immutable: a ConfigMap made immutable": ("immutable", CM, edit(CM, "immutable", value=True)),
+    "immutable: an immutable Secret's key moved to stringData, same value": (
+        "immutable",
+        secret(immutable=True, data={"k": "dmFsdWU="}),
+        secret(immutable=True, stringData={"k": "value"}),
+    ),
+    "immutable: Secret type written out as the default": (
+        "immutable",
+        secret(data={"k": "dmFsdWU="}),
+        secret(type="Opaque", data={"k": "dmFsdWU="}),
+    ),
     "delete: a change": ("delete", CM, edit(CM, "data", "a", value="c")),
     "delete-namespace: a Namespace relabelled": (
         "delete-namespace",
@@ -403,6 +450,16 @@ NEAR_MISSES: dict[str, tuple[str, Obj | None, Obj | None]] = {
         "rbac-wildcard",
         role(rule(["*"], ["pods"])),
         edit(role(rule(["*"], ["pods"])), "metadata", "labels", value={"a": "b"}),
+    ),
+    "rbac-wildcard: pods/* is no pattern to the API server": (
+        "rbac-wildcard",
+        role(rule(["get"], ["pods"])),
+        role(rule(["get"], ["pods", "pods/*"])),
+    ),
+    "rbac-grows: a subresource that */scale allowed": (
+        "rbac-grows",
+        role(rule(["get"], ["*/scale"])),
+        role(rule(["get"], ["deployments/scale"])),
     ),
     "rbac-wildcard: a named group": (
         "rbac-wildcard",

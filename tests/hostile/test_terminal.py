@@ -73,3 +73,11 @@ def test_progress_lines_show_control_characters_escaped(tmp_path: Path) -> None:
     written = stream.getvalue()
     assert "PWNED" in written and not RAW.search(written), written
     assert "\n  second line\n" in written  # line breaks of a message are kept
+
+
+def test_the_merge_request_note_shows_control_and_bidi_characters_escaped(tmp_path: Path) -> None:
+    # A right-to-left override in a reviewed note turns a line around in the reviewer's browser
+    # (the "Trojan Source" trick); a C0 or C1 control is shown as nothing at all.
+    note = render.render_markdown(_result(tmp_path))
+    assert "PWNED" in note and not RAW.search(note), note
+    assert "\\u202egnp.exe" in note
