@@ -32,6 +32,7 @@ from invoke.tasks import Task, task  # noqa: E402
 from gitopskit import cli  # noqa: E402
 
 PROJECT_DIR = Path(__file__).resolve().parent
+cli.check_project_config(PROJECT_DIR)
 
 
 @task(
@@ -164,7 +165,8 @@ def diff(
         "manifests-path": "subdirectory of the manifests repository to write (default: root)",
         "allow-plain-secrets": "publish Secrets that carry data or stringData anyway",
         "allow-empty": "publish an output with no objects, removing every object gitopskit "
-        "owns in the manifests repository",
+        "owns in the manifests repository; also remove what it published for environments no "
+        "longer declared in invoke.yaml (without --env)",
         "adopt": "take over existing files whose names the synthesized ones use",
         "merge": "local mode (no GitLab): then fast-forward the target branch to the publish "
         "branch, if nobody moved it",
@@ -250,7 +252,8 @@ FLUX_HELP = {
     "dry-run": "print the plan and the generated values; change nothing anywhere (works without "
     "a cluster, network or token: unchecked steps say why)",
     "env": "the environment of invoke.yaml whose cluster this is: its context, its path synced, "
-    "its name in the deploy key's title",
+    "its name in the deploy key's title (flux-bootstrap: required when environments are "
+    "declared, unless --git-path is given)",
     "migrate": "flux-bootstrap only: move a Flux installed with the community charts to the Flux "
     "Operator: every CRD and Flux object is kept, the releases are retired (helm's records "
     "only) once Flux is ready",
@@ -306,6 +309,16 @@ def _flux_task(*, rotate: bool, doc: str, help: dict[str, str]) -> Task[Any]:
             if rotate and migrate:
                 raise ConfigError("--migrate is for flux-bootstrap, not flux-rotate-key")
             environment = cli.environments(c, [env])[0] if env else None
+            declared = cli.declared_environments(c)
+            if environment is None and declared and not rotate and not git_path:
+                # Flux would apply every environment's directory to this one cluster.
+                raise ConfigError(
+                    "environments are declared in invoke.yaml ("
+                    + ", ".join(str(e.name) for e in declared)
+                    + "): each cluster's Flux syncs its own path",
+                    hint="pass --env NAME (its context, its path); --git-path PATH to sync "
+                    "another directory on purpose",
+                )
             if environment is not None:
                 path = cli.settings(c).get("MANIFESTS_PATH") or ""
                 given["git_path"] = git_path or environment.repository_path(path)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from invoke.context import Context
 from invoke.exceptions import Exit
 
-from gitopskit import interrupts
+from gitopskit import interrupts, invoke_config
 from gitopskit.config import Settings
 from gitopskit.environments import Environment
 from gitopskit.environments import parse as parse_environments
@@ -38,6 +38,15 @@ INTERRUPTED = 130
 DEBUG_VARIABLE = "GITOPSKIT_DEBUG"
 _FILES_LISTED = 6
 _WARNINGS_SHOWN = 20
+
+
+def check_project_config(project_dir: Path) -> None:
+    """Stop with one line (exit 1) when invoke itself would trip over the project's invoke.yaml
+    before a task starts (a key that is not text, two keys mapping to one variable)."""
+    found = invoke_config.problem(project_dir)
+    if found is not None:
+        Progress().error(found)
+        raise SystemExit(1)
 
 
 def declared_environments(c: Context) -> list[Environment]:
@@ -160,13 +169,14 @@ def app_start(project_dir: Path) -> Path:
 
 def output_dir(project_dir: Path, settings: Settings, flag: str | None = None) -> Path:
     """The output directory: ``--outdir``, ``GITOPSKIT_OUTDIR`` or ``outdir`` in invoke.yaml
-    (relative to the project), else ``output:`` of ``cdk8s.yaml`` (relative to it), else
-    ``dist``."""
+    (relative to the project; ``~`` is the home directory), else ``output:`` of ``cdk8s.yaml``
+    (relative to it), else ``dist``."""
     from gitopskit.cdk8s_app import configured_output
     from gitopskit.synth import DEFAULT_OUTDIR
 
     if settings.source("OUTDIR", flag) != "default":
-        return project_dir / settings.require("OUTDIR", flag)
+        # ~ is the home directory, as a shell would have it (none expands --outdir=~).
+        return project_dir / os.path.expanduser(settings.require("OUTDIR", flag))
     return configured_output(app_start(project_dir)) or project_dir / DEFAULT_OUTDIR
 
 
@@ -265,7 +275,8 @@ def report_validation(ui: Progress, report: Report) -> None:
     for warning in report.warnings[:_WARNINGS_SHOWN]:
         ui.warn(str(warning))
     if len(report.warnings) > _WARNINGS_SHOWN:
-        ui.warn(f"... and {len(report.warnings) - _WARNINGS_SHOWN} more warnings")
+        more = len(report.warnings) - _WARNINGS_SHOWN
+        ui.warn(f"... and {more} more warning{'' if more == 1 else 's'}")
     for kind, count in sorted(report.not_validated.items()):
         ui.warn(f"not validated (no schema for it): {count} x {kind}")
 

@@ -124,7 +124,7 @@ def _parse_one(name: str, spec: Any) -> Environment:
     if not isinstance(values, Mapping):
         raise ConfigError(f"{where}.values must be a mapping")
     try:
-        json.dumps(_plain(values))
+        json.dumps(_plain(values), allow_nan=False)
     except (TypeError, ValueError):
         raise ConfigError(f"{where}.values must be plain YAML: it is handed over as JSON") from None
     auto_merge = spec.get("auto_merge", False)

@@ -1,11 +1,13 @@
 """git, run through the one program helper, with credentials that never touch argv or disk.
 
 It tells git URLs from directories, fetches branches shallowly, and builds, commits and pushes
-trees with git's plumbing. git never prompts (``GIT_TERMINAL_PROMPT=0``). A token reaches git as
-an ``Authorization`` header scoped to the GitLab host (``http.<url>.extraHeader``), passed through
-``GIT_CONFIG_COUNT``/``GIT_CONFIG_KEY_n``/``GIT_CONFIG_VALUE_n``; credential helpers are reset for
-the same reason, since GitLab runners export a global one that feeds CI_JOB_TOKEN to git. Error
-messages are redacted and show URLs without their user information.
+trees with git's plumbing. git never prompts (``GIT_TERMINAL_PROMPT=0``). A token reaches git
+through a credential helper that answers only for the GitLab origin (``credential.<url>.helper``),
+configured through ``GIT_CONFIG_COUNT``/``GIT_CONFIG_KEY_n``/``GIT_CONFIG_VALUE_n`` and reading the
+token from the environment: git asks helpers again for the host a redirect leads to, so the token
+never follows a redirect elsewhere. Other credential helpers are reset, since GitLab runners
+export a global one that feeds CI_JOB_TOKEN to git. Error messages are redacted and show URLs
+without their user information.
 """
 
 from __future__ import annotations
@@ -159,6 +161,13 @@ def is_http_url(url: str) -> bool:
     return url.startswith(("http://", "https://"))
 
 
+#: The variable that hands the token to :data:`_CREDENTIAL_HELPER` (never argv or a file).
+TOKEN_VARIABLE = "GITOPSKIT_GIT_TOKEN"
+_CREDENTIAL_HELPER = (
+    '!f() { if test "$1" = get; then '
+    f"printf 'username=gitopskit\\npassword=%s\\n' \"${TOKEN_VARIABLE}\"; fi; }}; f"
+)
+
 DEFAULT_TIMEOUT = 60.0
 #: git over HTTP(S) gives up when it receives less than this many bytes a second…
 LOW_SPEED_LIMIT = 1
@@ -173,8 +182,8 @@ def git_environment(
     base: Mapping[str, str] | None = None,
     timeout: float = DEFAULT_TIMEOUT,
 ) -> dict[str, str]:
-    """The environment for git: no prompts, bounded network waits, and the token as a header
-    scoped to ``url``'s origin.
+    """The environment for git: no prompts, bounded network waits, and the token given only to
+    ``url``'s origin (a credential helper scoped to it).
 
     Every git command that touches the network is bounded three ways: the caller's overall
     timeout (see :class:`Repo`), ``http.lowSpeedLimit``/``http.lowSpeedTime`` (a stalled HTTP
@@ -182,7 +191,7 @@ def git_environment(
     own ssh command, which is then theirs to bound).
 
     Args:
-        url: The remote's URL; the header is scoped to its scheme, host and port.
+        url: The remote's URL; the helper is scoped to its scheme, host and port.
         token: A GitLab token, sent as HTTP Basic password (any user name is accepted). The
             caller decides that ``url`` is the token's own GitLab (see :func:`same_origin`).
         ca_file: A CA bundle for the remote's TLS certificate (``http.sslCAInfo``).
@@ -208,13 +217,15 @@ def git_environment(
     if token and url and is_http_url(url):
         parts = urlsplit(url)
         scope = f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}/"
-        header = base64.b64encode(f"gitopskit:{token}".encode()).decode()
         add_secret(token)
-        add_secret(header)
+        add_secret(base64.b64encode(f"gitopskit:{token}".encode()).decode())
+        env[TOKEN_VARIABLE] = token
         # An empty helper resets the list: a runner's CI_JOB_TOKEN helper never answers for us.
+        # Ours answers only for the origin: git asks again for wherever a redirect leads (an
+        # http.<url>.extraHeader would go along to a redirect's host).
         entries += [
             ("credential.helper", ""),
-            (f"http.{scope}.extraHeader", f"Authorization: Basic {header}"),
+            (f"credential.{scope}.helper", _CREDENTIAL_HELPER),
         ]
     if ca_file:
         entries.append(("http.sslCAInfo", ca_file))

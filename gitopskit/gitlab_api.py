@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import gitlab
 import gitlab.exceptions
@@ -25,6 +25,7 @@ from gitopskit.errors import (
     GitLabNotFoundError,
     GitLabPermissionError,
 )
+from gitopskit.git import display_url, origin_of
 from gitopskit.redact import add_secret, redact
 
 #: Retries of a 429 or a transient 5xx answer: 0.1 + 0.2 + 0.4 + 0.8 + 1.6 s of backoff (or
@@ -133,6 +134,37 @@ class _Gitlab(gitlab.Gitlab):
         raise AssertionError("unreachable")  # pragma: no cover
 
 
+class _OwnOriginSession(_BoundedSession):
+    """A session that sends nothing to another origin than GitLab's.
+
+    python-gitlab puts the token in every request's headers (``PRIVATE-TOKEN``), and requests
+    keeps such a header on a redirect to any host; python-gitlab also follows the ``next`` link
+    of a page wherever it points. A request anywhere else (scheme, host and port) is refused
+    before it is sent.
+    """
+
+    def __init__(self, base_url: str, deadline: float) -> None:
+        super().__init__(deadline)
+        self.base_url = base_url
+        self.origin = origin_of(base_url)
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        url = request.url or ""
+        if origin_of(url) != self.origin:
+            raise GitLabError(
+                f"GitLab at {display_url(self.base_url)} sent a redirect or a link to "
+                f"{_origin_text(url)}, another origin: the token is never sent there, so "
+                "nothing was",
+                hint="set GITLAB_URL to the address GitLab answers on (its external_url)",
+            )
+        return super().send(request, **kwargs)
+
+
+def _origin_text(url: str) -> str:
+    parts = urlsplit(url)
+    return display_url(urlunsplit((parts.scheme, parts.netloc, "", "", "")))
+
+
 def _retry_after_seconds(value: str | None) -> float | None:
     """Seconds a ``Retry-After`` header asks for (delta-seconds or an HTTP date), or None."""
     if value is None:
@@ -171,7 +203,7 @@ def connect(
             "COMMENT_TOKEN only",
         )
     add_secret(token)
-    session = _BoundedSession(timeout)
+    session = _OwnOriginSession(url, timeout)
     client = _Gitlab(
         url.rstrip("/"),
         private_token=token,
@@ -179,6 +211,7 @@ def connect(
         timeout=timeout,
         session=session,
         per_page=100,
+        keep_base_url=True,  # a next page's link stays on GITLAB_URL, whatever GitLab says
     )
     client.network_timeout = timeout
     session.hooks["response"].append(client._remember)

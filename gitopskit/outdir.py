@@ -4,8 +4,9 @@ Synth replaces its output directory whole, so the directory must be synth's: mis
 holding nothing but what an earlier synth wrote there, as listed in the marker file
 :data:`MARKER` that every synth writes beside the manifests. ``dist/`` directories of earlier
 versions (no marker) are adopted only when they hold nothing but ``*.k8s.yaml`` files. Anything
-else (the project, an ancestor of it, a git checkout, chart sources, a file, a symlink, a
-directory with a file synth did not write) is refused before anything is touched.
+else (the project, an ancestor of it, a git checkout or anything inside a ``.git`` directory,
+chart sources, a file, a symlink, a directory with a file synth did not write) is refused
+before anything is touched.
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ def claim(outdir: Path, project_dir: Path, *, shown: str | None = None) -> str |
         OutdirError: ``outdir`` is not synth's, naming what is in the way; or it cannot be made.
     """
     name = shown or str(outdir)
+    _check_not_in_git(outdir, name, "replace")
     try:
         info = outdir.lstat()
     except FileNotFoundError:
@@ -122,6 +124,7 @@ def claim_parent(outdir: Path, project_dir: Path, *, shown: str | None = None) -
     def _parent_refusal(name: str, reason: str) -> OutdirError:
         return _refusal(name, reason, verb="write environments into")
 
+    _check_not_in_git(outdir, name, "write environments into")
     try:
         info = outdir.lstat()
     except FileNotFoundError:
@@ -151,6 +154,13 @@ def claim_parent(outdir: Path, project_dir: Path, *, shown: str | None = None) -
             strays.append(entry)
     if strays:
         raise _parent_refusal(name, _describe(strays, marked=True))
+
+
+def _check_not_in_git(outdir: Path, name: str, verb: str) -> None:
+    """Refuse a directory inside a ``.git`` directory (its links resolved): git's own files are
+    never synth's, even an empty ``.git/refs/tags``."""
+    if ".git" in Path(os.path.realpath(outdir)).parts:
+        raise _refusal(name, "it is inside a .git directory", verb=verb)
 
 
 def _check_creatable(outdir: Path, name: str) -> None:

@@ -39,6 +39,7 @@ from gitopskit.git import (
 from gitopskit.render import render_environments, render_markdown
 from gitopskit.tree import (
     INDEX_FILE,
+    DirectoryReader,
     GitReader,
     Kind,
     Output,
@@ -359,6 +360,13 @@ def _workdir() -> Iterator[Path]:
         yield directory
 
 
+def _retired_environment(path: str, base: str) -> Environment:
+    """How a retired directory is named in messages and the merge request."""
+    relative = path.removeprefix(base).strip("/") if base else path
+    name = relative.rsplit("/", 1)[-1] if relative else "root"
+    return Environment(f"{name} (removed from invoke.yaml)", relative)
+
+
 def _in(side: _Side) -> str:
     """`` of dev`` for a named environment's messages; '' without environments."""
     return f" of {side.label}" if side.label else ""
@@ -382,10 +390,12 @@ class Slot:
 
 @dataclass
 class _Loaded:
-    """A slot with its output listed and parsed (before any network)."""
+    """A slot with its output listed and parsed (before any network); ``retired``: the
+    directory of an environment no longer declared, emptied with ``--allow-empty``."""
 
     slot: Slot
     output: Output
+    retired: bool = False
 
 
 @dataclass
@@ -602,13 +612,16 @@ class Publisher:
             return None
         sides = [self._side(repo, target, each) for each in loaded]
         if target.sha is not None:
-            self._note_stale_environments(repo, target)
+            sides += [
+                self._side(repo, target, each)
+                for each in self._stale_environments(repo, target, work)
+            ]
         remove: list[str] = []
         add: dict[str, str] = {}
         for side in sides:
             files = side.loaded.output.tree.files
             base = side.loaded.output.reader.base
-            side.new_blobs = repo.hash_objects(
+            side.new_blobs = {} if side.loaded.retired else repo.hash_objects(
                 {**{f: base / f for f in files}, INDEX_FILE: index_bytes(files)}
             )
             owned = [*side.owned.files, *side.owned.links]
@@ -685,27 +698,40 @@ class Publisher:
             result.status = "dry-run"
         return result
 
-    def _note_stale_environments(self, repo: Repo, target: _Target) -> None:
-        """Name the ownership indexes in ``MANIFESTS_PATH`` that no declared environment writes
-        (an environment removed from invoke.yaml): their files are left alone, never deleted."""
+    def _stale_environments(self, repo: Repo, target: _Target, work: Path) -> list[_Loaded]:
+        """The ownership indexes in ``MANIFESTS_PATH`` that no declared environment writes (an
+        environment removed from invoke.yaml). Never deleted silently: each is named and left
+        alone, unless ``--allow-empty`` when publishing every environment: then each is a slot
+        with no output, so that its owned files and its index go, shown as removed."""
         if not self.declared:
-            return
+            return []
         base = self.destination.path
         paths = {e.repository_path(base) for e in self.declared}
         reader = GitReader(repo, target.sha or "", base, label=target.name)
         stale = sorted(
             join(base, name.removesuffix(INDEX_FILE).rstrip("/"))
-            or "the root of the repository"
             for name in reader.listing
             if name == INDEX_FILE or name.endswith("/" + INDEX_FILE)
             if join(base, name.removesuffix(INDEX_FILE).rstrip("/")) not in paths
         )
+        if self.options.allow_empty and not self.only:
+            nothing = work / ".retired"  # never made: an output of no files
+            return [
+                _Loaded(
+                    Slot(_retired_environment(path, base), nothing, path),
+                    Output(Tree(path or "the root"), [], DirectoryReader(nothing)),
+                    retired=True,
+                )
+                for path in stale
+            ]
         for path in stale:
             self.ui.note(
-                f"{path} holds manifests gitopskit published for an environment no longer "
-                "declared in invoke.yaml: left alone (remove them with a merge request of your "
-                "own, and Flux will prune them)"
+                f"{path or 'the root of the repository'} holds manifests gitopskit published "
+                "for an environment no longer declared in invoke.yaml: left alone (publish "
+                "--allow-empty removes them when it publishes every environment; that "
+                "cluster's Flux then stops at a missing path, pruning nothing)"
             )
+        return []
 
     def _merge(self, repo: Repo, result: PublishResult, target: _Target) -> bool:
         """``--merge`` (local mode): fast-forward the target branch to the publish branch when
@@ -977,8 +1003,9 @@ def prepare(
         options: The user's flags.
         progress: Where progress lines go.
         outdir: The output directory, left out of the "uncommitted changes" check.
-        environments: The environments ``--env`` named (publish branch ``<branch>-<name>``, and
-            their ``auto_merge``); None or empty: every one, on the publish branch itself.
+        environments: The environments ``--env`` named (publish branch ``<branch>-<name>``, or
+            ``<branch>-<a>+<b>`` for several, and their ``auto_merge``); None or empty: every
+            one, on the publish branch itself.
         declared: Every environment declared in invoke.yaml.
 
     Raises:
@@ -988,9 +1015,11 @@ def prepare(
     destination = resolve_destination(settings, settings.environ, options)
     source = Source.detect(settings.environ, project_dir, outdir)
     branch = publish_branch(options, settings, source)
-    named = [e for e in environments or [] if e.name]
+    named = sorted((e for e in environments or [] if e.name), key=lambda e: str(e.name))
     if named:
-        branch += "-" + "-".join(str(e.name) for e in named)
+        # "+" is in no environment's name: dev and prod together never share the branch of an
+        # environment named "dev-prod", and the order of the flags makes no second branch.
+        branch += "-" + "+".join(str(e.name) for e in named)
         if destination.uses_gitlab and all(e.auto_merge for e in named):
             options.auto_merge = True
     publisher = Publisher(destination, options, source, branch, progress, declared)

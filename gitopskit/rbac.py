@@ -81,7 +81,8 @@ class _Rule(NamedTuple):
         _, group, resource, _, name = atom
         return (
             ("*" in self.groups or group in self.groups)
-            and ("*" in self.resources or resource in self.resources)
+            and ("*" in self.resources or resource in self.resources or _any_subresource(
+                resource, self.resources))
             and (not self.names or name in self.names)
         )
 
@@ -114,9 +115,23 @@ def _rule_text(rule: Mapping[str, Any]) -> str:
     )
 
 
+def _any_subresource(resource: str, resources: frozenset[str]) -> bool:
+    """``*/scale`` allows the ``scale`` subresource of every resource, as the API server's RBAC
+    reads it; ``pods/*`` is no pattern there, only a name that matches nothing."""
+    _, slash, subresource = resource.partition("/")
+    return bool(slash) and f"*/{subresource}" in resources
+
+
 def _wildcard(rule: Mapping[str, Any]) -> bool:
-    keys = ("verbs", "apiGroups", "resources", "nonResourceURLs")
-    return any(v == "*" or v.endswith("/*") for key in keys for v in _strings(rule, key))
+    """``*`` in verbs, groups or resources, a ``*/subresource``, or a URL ending in ``*``: the
+    patterns the API server's RBAC matches (``pods/*`` is not one)."""
+    return any(
+        v == "*"
+        for key in ("verbs", "apiGroups", "resources", "nonResourceURLs")
+        for v in _strings(rule, key)
+    ) or any(v.startswith("*/") for v in _strings(rule, "resources")) or any(
+        v.endswith("*") for v in _strings(rule, "nonResourceURLs")
+    )
 
 
 def _rules(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> Iterator[Finding]:

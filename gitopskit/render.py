@@ -26,6 +26,7 @@ from gitopskit.diff import DiffResult, Flagged, ResourceChange, Results, Target,
 from gitopskit.errors import ConfigError
 from gitopskit.review import FieldChange, scalar_text, secret_keys
 from gitopskit.tree import is_secret
+from gitopskit.ui import visible
 
 GITLAB_NOTE_LIMIT = 1_000_000
 HEADING = "### Manifest diff"
@@ -170,6 +171,7 @@ def iter_text(
     """:func:`render_text` piece by piece, so that a large diff is written as it is made."""
 
     def paint(text: str, style: str) -> str:
+        text = visible(text)  # a manifest's control characters shown, never acted on
         return f"\033[{_ANSI[style]}m{text}\033[0m" if colour else text
 
     ordered = result.in_review_order()
@@ -179,21 +181,21 @@ def iter_text(
         if colour:
             for line in change.diff.splitlines():
                 first = line[:1]
-                yield (paint(line, first) if first in ("+", "-", "@") else line) + "\n"
+                yield (paint(line, first) if first in ("+", "-", "@") else visible(line)) + "\n"
         else:
-            yield change.diff  # whole: no copy line by line
+            yield visible(change.diff)  # whole: no copy line by line
         yield "\n"
     moved = [c for c in ordered if c.change == "moved"]
     if moved:
         yield paint("moved (only the file changes):", "moved") + "\n"
-        yield from (f"  {c.label}: {c.from_file} → {c.file}\n" for c in moved)
+        yield from (visible(f"  {c.label}: {c.from_file} → {c.file}\n") for c in moved)
         yield "\n"
     images = result.images
     if images:
         yield paint("images:", "moved") + "\n"
         for change, image in images:
             before, after = image.before or "(none)", image.after or "(removed)"
-            yield f"  {change.label} {image.container}: {before} → {after}\n"
+            yield visible(f"  {change.label} {image.container}: {before} → {after}\n")
         yield "\n"
     warnings = result.warnings
     if warnings:
@@ -201,14 +203,14 @@ def iter_text(
         width = max(len(f.warning.code) for f in warnings)
         for flagged in warnings:
             code = f"{flagged.warning.code:<{width}}"
-            yield f"  {paint(code, 'warn')}  {warning_line(flagged)}\n"
+            yield f"  {paint(code, 'warn')}  {visible(warning_line(flagged))}\n"
         yield "\n"
     prefix = "no changes: " if not result.has_changes else ""
     yield prefix + plan_line(result, lambda s: paint(s, "strong")) + "\n"
     shown = target or result.target
     if shown is not None:
         parts = target_parts(shown)
-        yield "target: " + ", ".join(f"{k} {v}".strip() for k, v in parts) + "\n"
+        yield visible("target: " + ", ".join(f"{k} {v}".strip() for k, v in parts)) + "\n"
 
 
 def render_text(result: DiffResult, colour: bool = False, *, target: Target | None = None) -> str:
@@ -267,12 +269,15 @@ _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|~&#!])")
 
 
 def md_text(text: str) -> str:
-    """Plain text safe in markdown: every character markdown could take for syntax escaped."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+    """Plain text safe in markdown: every character markdown could take for syntax escaped, and
+    every control or bidirectional character shown as its escape."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", visible(text))
 
 
 def md_code(text: str, *, in_table: bool = False) -> str:
-    """``text`` as an inline code span, whatever backticks it holds (``|`` escaped in a table)."""
+    """``text`` as an inline code span, whatever backticks it holds (``|`` escaped in a table),
+    control and bidirectional characters shown as their escapes."""
+    text = visible(text)
     longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
     ticks = "`" * (longest + 1)
     pad = " " if text.startswith("`") or text.endswith("`") or not text.strip() else ""
@@ -286,13 +291,18 @@ def _fence(text: str) -> str:
 
 
 def _section(change: ResourceChange, diff: str, note: str = "", *, truncated: bool = False) -> str:
-    summary = html.escape(title(change, truncated=truncated), quote=False)
+    summary = html.escape(visible(title(change, truncated=truncated)), quote=False)
+    diff = visible(diff)
     where = md_code(change.file)
     if change.from_file:
         where = f"{md_code(change.from_file)} → {where}"
     fence = _fence(diff)
     body = f"{md_code(change.api_version)} in {where}\n\n{fence}diff\n{diff}{fence}\n"
     return f"<details><summary>{summary}</summary>\n\n{body}{note}\n</details>\n\n"
+
+
+def _noun(count: int, noun: str) -> str:
+    return noun if count == 1 else f"{noun}s"
 
 
 def _capped(lines: list[str], budget: int, more: Callable[[int], str]) -> str:
@@ -312,7 +322,7 @@ def _warnings_block(result: DiffResult, budget: int) -> str:
     if not flagged:
         return ""
     lines = [f"- ⚠ {md_code(f.warning.code)} {md_text(warning_line(f))}\n" for f in flagged]
-    body = _capped(lines, budget, lambda n: f"- … and {n} more warnings\n")
+    body = _capped(lines, budget, lambda n: f"- … and {n} more {_noun(n, 'warning')}\n")
     return f"**Warnings** ({len(flagged)})\n\n{body}\n"
 
 
@@ -333,7 +343,7 @@ def _images_block(result: DiffResult, budget: int) -> str:
         + " |\n"
         for change, image in images
     ]
-    body = _capped(rows, budget, lambda n: f"\n… and {n} more images\n")
+    body = _capped(rows, budget, lambda n: f"\n… and {n} more {_noun(n, 'image')}\n")
     table = "| Object | Container | Before | After |\n|---|---|---|---|\n"
     return f"**Images** ({len(images)})\n\n{table}{body}\n"
 
@@ -521,7 +531,7 @@ def render_markdown(
         section = sections[index] if len(change.diff) <= low else _truncated_section(change, low)
         if used + len(section) + reserve > limit:
             left = len(objects) - index
-            out.append(f"**{left} more objects not shown** (GitLab's limit).\n\n")
+            out.append(f"**{left} more {_noun(left, 'object')} not shown** (GitLab's limit).\n\n")
             break
         out.append(section)
         used += len(section)

@@ -13,6 +13,7 @@ values never leave this module: changed fields of a Secret carry :data:`MASK` in
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 import re
@@ -311,21 +312,28 @@ def _how(present_before: bool, present_after: bool) -> str:
 
 
 def secret_keys(fields: Iterable[FieldChange]) -> list[tuple[str, str]]:
-    """``(key, added|removed|changed)`` for every Secret data key among ``fields``."""
-    keys: dict[str, str] = {}
+    """``(key, added|removed|changed)`` for every Secret data key among ``fields``.
+
+    ``data`` and ``stringData`` are one set of keys to the API server: a key that leaves one
+    for the other is changed, not removed."""
+    keys: dict[str, tuple[bool, bool]] = {}
+
+    def seen(key: str, before: bool, after: bool) -> None:
+        was, now = keys.get(key, (False, False))
+        keys[key] = (was or before, now or after)
+
     for change in fields:
         parts = change.parts
         if not parts or parts[0] not in ("data", "stringData"):
             continue
         if len(parts) > 1:
-            how = _how(change.before is not MISSING, change.after is not MISSING)
-            keys[str(parts[1])] = how
+            seen(str(parts[1]), change.before is not MISSING, change.after is not MISSING)
             continue
         before = change.before if isinstance(change.before, dict) else {}
         after = change.after if isinstance(change.after, dict) else {}
         for key in sorted(before.keys() | after.keys()):
-            keys[key] = _how(key in before, key in after)
-    return list(keys.items())
+            seen(key, key in before, key in after)
+    return [(key, _how(before, after)) for key, (before, after) in keys.items()]
 
 
 def scalar_text(value: Any) -> str | None:
@@ -486,7 +494,8 @@ IMMUTABLE: Final[dict[tuple[str, str], tuple[tuple[str, ...], ...]]] = {
     (RBAC_GROUP, "RoleBinding"): (("roleRef",),),
     (RBAC_GROUP, "ClusterRoleBinding"): (("roleRef",),),
 }
-#: Fields that may be dropped from the manifest without a refusal (the server keeps its value).
+#: Fields that may be dropped from the manifest, or emptied, without a refusal: the server keeps
+#: the value it allocated (``patchAllocatedValues`` of the Service storage).
 _MAY_BE_DROPPED = frozenset({("spec", "clusterIP"), ("spec", "clusterIPs")})
 
 _QUANTITY = re.compile(r"([+-]?(?:\d+\.?\d*|\.\d+))([eE][+-]?\d+|[KMGTPE]i|[kMGTPE]|[mun])?")
@@ -526,7 +535,7 @@ def _immutable(
     )
     for keys in IMMUTABLE.get((identity.group, identity.kind), ()):
         before, after = _dig(old, *keys), _dig(new, *keys)
-        if _same(before, after) or (after is MISSING and keys in _MAY_BE_DROPPED):
+        if _same(before, after) or (after in (MISSING, "", []) and keys in _MAY_BE_DROPPED):
             continue
         shown = _before_after(before, after)
         yield ReviewWarning(
@@ -534,6 +543,8 @@ def _immutable(
             path_text(keys),
             f"{path_text(keys)} changes{shown}: the API server refuses this change; {outcome}",
         )
+    if (identity.group, identity.kind) in (("", "ConfigMap"), ("", "Secret")):
+        yield from _immutable_data(identity.kind, old, new, outcome)
     if (identity.group, identity.kind) == ("", "PersistentVolumeClaim"):
         keys = ("spec", "resources", "requests", "storage")
         before, after = _dig(old, *keys), _dig(new, *keys)
@@ -544,6 +555,53 @@ def _immutable(
                 path_text(keys),
                 f"the storage request shrinks {before} → {after}: the API server refuses to "
                 "shrink a claim",
+            )
+
+
+def _secret_type(obj: Mapping[str, Any]) -> Any:
+    found = obj.get("type", MISSING)
+    return "Opaque" if found in (MISSING, None, "") else found  # the API server's default
+
+
+def _payload(kind: str, obj: Mapping[str, Any]) -> dict[str, Any]:
+    """The data the API server keeps, as it keeps it: a Secret's ``stringData`` merged into its
+    ``data`` (base64), a ConfigMap's ``data`` and ``binaryData``."""
+    if kind == "ConfigMap":
+        return {"data": obj.get("data") or {}, "binaryData": obj.get("binaryData") or {}}
+    found, string_data = obj.get("data") or {}, obj.get("stringData") or {}
+    data = dict(found) if isinstance(found, dict) else {"": found}
+    if isinstance(string_data, dict):
+        for key, value in string_data.items():
+            data[key] = base64.b64encode(str(value).encode()).decode()
+    return {"data": data}
+
+
+def _immutable_data(
+    kind: str, old: Mapping[str, Any], new: Mapping[str, Any], outcome: str
+) -> Iterator[ReviewWarning]:
+    """A Secret's ``type``, and the data of a ConfigMap or Secret marked ``immutable: true``:
+    the API server refuses to change either (``field is immutable when `immutable` is set``)."""
+    if kind == "Secret" and not _same(_secret_type(old), _secret_type(new)):
+        shown = _before_after(_secret_type(old), _secret_type(new))
+        message = f"type changes{shown}: the API server refuses this change; {outcome}"
+        yield ReviewWarning("immutable", "type", message)
+    if old.get("immutable") is not True:
+        return
+    if new.get("immutable") is not True:
+        yield ReviewWarning(
+            "immutable",
+            "immutable",
+            f"immutable: true is dropped: the API server refuses it for a {kind} marked "
+            f"immutable; {outcome}",
+        )
+    before, after = _payload(kind, old), _payload(kind, new)
+    for field in before:
+        if not _same(before[field], after[field]):
+            yield ReviewWarning(
+                "immutable",
+                field,
+                f"{field} changes in a {kind} marked immutable: the API server refuses this "
+                f"change; {outcome}",
             )
 
 

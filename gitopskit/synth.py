@@ -275,6 +275,12 @@ def _validation_error(report: Report) -> ValidationError:
     lines = [str(p) for p in problems[:_MAX_PROBLEMS_SHOWN]]
     if len(problems) > _MAX_PROBLEMS_SHOWN:
         lines.append(f"... and {len(problems) - _MAX_PROBLEMS_SHOWN} more")
+    warnings = report.warnings
+    if warnings:  # what did not stop synth, so that fixing the errors brings no news
+        lines.append(f"and {plural(len(warnings), 'warning')}:")
+        lines += [str(w) for w in warnings[:_MAX_PROBLEMS_SHOWN]]
+        if len(warnings) > _MAX_PROBLEMS_SHOWN:
+            lines.append(f"... and {len(warnings) - _MAX_PROBLEMS_SHOWN} more")
     objects = report.invalid_objects
     verb = "does not match its schema" if objects == 1 else "do not match their schemas"
     return ValidationError(

@@ -519,17 +519,21 @@ def identity_of(obj: Mapping[str, Any], default_namespace: str = DEFAULT_NAMESPA
     return Identity(namespace, kind, name, group)
 
 
+def _is_secret_kind(kind: str, group: str) -> bool:
+    # Any case: a cluster refuses ``kind: secret``, but its values would be in git all the same.
+    return kind.casefold() == "secret" and group == ""
+
+
 def is_secret(identity: Identity) -> bool:
     """Whether an object is a core Secret, whose ``data``/``stringData`` values are masked."""
-    return identity.kind == "Secret" and identity.group == ""
+    return _is_secret_kind(identity.kind, identity.group)
 
 
 def is_plain_secret(obj: Any) -> bool:
     """Whether a parsed object is a core ``v1`` Secret carrying ``data`` or ``stringData``."""
     return (
         is_object(obj)
-        and obj["kind"] == "Secret"
-        and api_group(obj["apiVersion"]) == ""
+        and _is_secret_kind(obj["kind"], api_group(obj["apiVersion"]))
         and bool(obj.get("data") or obj.get("stringData"))
     )
 
@@ -625,9 +629,11 @@ class Tree:
 
 
 def _items(data: Any) -> Iterator[Any]:
-    """The objects of one document: itself, or every item of a ``List`` (``*List`` kinds)."""
+    """The objects of one document: itself, or every item of a ``List`` (``*List`` kinds, with
+    or without an ``apiVersion``: kustomize, which Flux applies with, expands them alike)."""
     if (
-        is_object(data)
+        isinstance(data, dict)
+        and isinstance(data.get("kind"), str)
         and data["kind"].endswith("List")
         and isinstance(data.get("items"), list)
     ):

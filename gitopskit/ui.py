@@ -6,12 +6,16 @@ stdout is left to a task's result (a diff, JSON) so that it can be piped.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from typing import TextIO
 
 from gitopskit.redact import redact
 
 _LABEL_WIDTH = 10
+# What a terminal (or a CI log viewer) would act on rather than show: C0 controls but the line
+# break and the tab, DEL, C1 controls (U+009B is a CSI on its own), bidirectional overrides.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 _STYLES = {"step": "36", "ok": "32", "warn": "33", "error": "31", "dim": "2", "bold": "1"}
 
 
@@ -22,6 +26,13 @@ def use_colour(stream: TextIO, environ: os._Environ[str] | dict[str, str] | None
         return False
     isatty = getattr(stream, "isatty", None)
     return bool(isatty and isatty())
+
+
+def visible(text: str) -> str:
+    """``text`` with every control character a terminal would act on shown as its escape
+    (``\\x1b``, ``\\r``, ``\\u202e``): a name or value from a manifest cannot set the window
+    title, clear the screen, fake a line or turn text around. Line breaks and tabs are kept."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode(), text)
 
 
 class Progress:
@@ -48,7 +59,7 @@ class Progress:
 
     def _line(self, label: str, message: str, style: str) -> None:
         padded = f"{label:<{_LABEL_WIDTH}}"
-        self.stream.write(f"{self.style(padded, style)}{redact(message)}\n")
+        self.stream.write(f"{self.style(padded, style)}{visible(redact(message))}\n")
         self.stream.flush()
 
     def step(self, label: str, message: str) -> None:
@@ -76,6 +87,6 @@ class Progress:
 
     def block(self, text: str) -> None:
         """Verbatim lines (a traceback, a plan), indented under the last step."""
-        for line in redact(text).rstrip("\n").splitlines():
+        for line in visible(redact(text)).rstrip("\n").splitlines():
             self.stream.write(f"  {line}\n")
         self.stream.flush()

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
@@ -34,6 +35,42 @@ def write_invoke_yaml(root: Path, *, environments: bool = False) -> None:
         shutil.copy2(ROOT / "invoke.yaml", target)
     else:
         target.write_text(SINGLE_ENVIRONMENT)
+
+#: The run's own temporary directory: every temporary file of the tests and of the programs they
+#: start (gitopskit, git, Node, sshd) goes there, through ``TMPDIR``. At the end of the run it must
+#: hold nothing but pytest's own directories: anything else is a leftover, and fails the run.
+_RUN_TMPDIR = pytest.StashKey[Path]()
+LEFTOVERS_EXIT = 3
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("GITOPSKIT_TESTS_TMPDIR"):
+        return  # an xdist worker, or a pytest run by a test: the run that made it checks it
+    run_tmp = Path(tempfile.mkdtemp(prefix="gitopskit-tests-"))
+    os.environ["GITOPSKIT_TESTS_TMPDIR"] = os.environ["TMPDIR"] = str(run_tmp)
+    tempfile.tempdir = None  # read TMPDIR again
+    config.stash[_RUN_TMPDIR] = run_tmp
+
+
+def _expected(name: str) -> bool:
+    """pytest's own directories, and those of a jsii kernel still running in this process (the
+    chart tests import cdk8s when run without workers): jsii removes those when it exits."""
+    if name.startswith("pytest-of-"):
+        return True
+    return "jsii" in sys.modules and name.startswith(("jsii-kernel-", "tmp"))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    run_tmp = session.config.stash.get(_RUN_TMPDIR, None)
+    if run_tmp is None:
+        return
+    leftovers = sorted(p.name for p in run_tmp.iterdir() if not _expected(p.name))
+    if leftovers:
+        sys.stderr.write(f"\nleft behind in TMPDIR ({run_tmp}): {', '.join(leftovers)}\n")
+        session.exitstatus = LEFTOVERS_EXIT
+    elif exitstatus == 0:
+        shutil.rmtree(run_tmp, ignore_errors=True)
+
 
 # In-process cdk8s (the chart tests) starts jsii at import: point it at the packaged Node first,
 # as the synth task does for the app, so that no end-of-life banner is ever printed.
@@ -71,8 +108,9 @@ def project(tmp_path: Path) -> Path:
 def run_invoke(
     project: Path, *args: str, env: dict[str, str] | None = None, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``invoke ARGS`` in ``project`` as a user would, capturing stdout and stderr."""
-    environment = {**os.environ, "NO_COLOR": "1", **(env or {})}
+    """Run ``invoke ARGS`` in ``project`` as a user would, with this checkout's gitopskit (not
+    the one pip installed, which may be another worktree's), capturing stdout and stderr."""
+    environment = {**os.environ, "NO_COLOR": "1", "PYTHONPATH": str(ROOT), **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "invoke", *args],
         cwd=project,

@@ -391,3 +391,29 @@ def test_many_unknown_fields_of_a_custom_resource_stay_warnings(tmp_path: Path) 
     assert not report.problems
     assert len(report.warnings) == 21
     assert report.warnings[-1].message == "and 5 more"
+
+
+def test_task_failing_validation_still_reports_the_warnings(app_project: Path) -> None:
+    """Every problem of an object is reported: an object that fails shows its unknown fields
+    (warnings) too, so that the next run does not bring news."""
+    (app_project / "crds").mkdir()
+    (app_project / "crds" / "widget.yaml").write_text(WIDGET_CRD)
+    manifest = yaml.safe_dump(widget(size=0, colour="red"))
+    done = invoke_clean(app_project, "synth", MANIFEST=manifest)
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[1:5] == [
+        "error     1 object in 1 file does not match its schema (Kubernetes 1.34):",
+        "  app.k8s.yaml:1: example.com/v1 Widget shop/w: spec.size: 0 is less than the minimum "
+        "of 1",
+        "  and 1 warning:",
+        "  app.k8s.yaml:1: example.com/v1 Widget shop/w: spec.colour: unknown field",
+    ]
+
+
+def test_task_counts_the_warnings_left_out_in_the_singular_too(app_project: Path) -> None:
+    objects = [kustomization(pruen=True) for _ in range(21)]
+    for index, obj in enumerate(objects):
+        obj["metadata"]["name"] = f"apps{index:02}"
+    done = invoke_clean(app_project, "synth", MANIFEST=yaml.safe_dump_all(objects))
+    assert done.returncode == 0, done.stderr
+    assert "warning   ... and 1 more warning" in done.stderr.splitlines()

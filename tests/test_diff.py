@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gitopskit import diff, render, tree
+from gitopskit import diff, git, render, tree
 from gitopskit.against import resolve_against
 from gitopskit.config import Settings
 from gitopskit.errors import ConfigError, ManifestError
@@ -301,9 +301,7 @@ def test_resolve_against_and_format() -> None:
     assert (resolved.location, resolved.ref) == ("https://h/g/r.git", "prod")
     explicit = resolve_against(configured, "dir", None)
     assert (explicit.location, explicit.ref) == ("dir", None)
-    assert explicit.env is not None and not any(
-        v.startswith("Authorization") for v in explicit.env.values()
-    )
+    assert explicit.env is not None and git.TOKEN_VARIABLE not in explicit.env
     gitlab = Settings(
         {},
         {
@@ -315,8 +313,9 @@ def test_resolve_against_and_format() -> None:
     from_gitlab = resolve_against(gitlab, None, None)
     assert from_gitlab.location == "https://gl.example/ops/k8s.git"
     assert from_gitlab.env is not None
-    headers = [v for k, v in from_gitlab.env.items() if k.startswith("GIT_CONFIG_VALUE")]
-    assert any(v.startswith("Authorization: Basic ") for v in headers)
+    assert from_gitlab.env[git.TOKEN_VARIABLE] == "glpat-read-only-token-1"
+    keys = [v for k, v in from_gitlab.env.items() if k.startswith("GIT_CONFIG_KEY")]
+    assert "credential.https://gl.example/.helper" in keys
     with pytest.raises(ConfigError, match="unknown format"):
         render.check_format("yaml")
 

@@ -85,6 +85,10 @@ def test_declarations_are_checked_naming_what_is_wrong() -> None:
         parse({"a": {"path": "../elsewhere"}})
     with pytest.raises(ConfigError, match="values must be a mapping"):
         parse({"a": {"values": [1]}})
+    # YAML's .nan and .inf have no JSON spelling: JSON.parse of a TypeScript chart refuses NaN.
+    for number in (float("nan"), float("inf")):
+        with pytest.raises(ConfigError, match="values must be plain YAML"):
+            parse({"a": {"values": {"ratio": number}}})
     declared = parse({"dev": None, "prod": {"context": "kind-prod"}})
     assert declared == [
         Environment("dev", "clusters/dev"),
@@ -237,7 +241,7 @@ def test_publish_env_opens_its_own_merge_request_with_its_auto_merge(
     assert not any(f.startswith("clusters/") for f in prod_files)
 
 
-def test_an_environment_removed_from_invoke_yaml_is_left_alone_and_named(
+def test_an_environment_removed_from_invoke_yaml_is_left_alone_unless_allow_empty(
     project: Path, tmp_path: Path
 ) -> None:
     bare = tmp_path / "manifests.git"
@@ -255,6 +259,23 @@ def test_an_environment_removed_from_invoke_yaml_is_left_alone_and_named(
     )
     files = git("-C", bare, "ls-tree", "-r", "--name-only", "main").split()
     assert "clusters/staging/app.k8s.yaml" in files  # never deleted silently
+    assert "publish --allow-empty removes them" in done.stderr
+    # Publishing one environment never retires another's directory.
+    only = invoke(project, "publish", "--merge", "--env", "dev", "--allow-empty", **env)
+    assert only.returncode == 0, only.stderr
+    assert "clusters/staging/app.k8s.yaml" in git("-C", bare, "ls-tree", "-r", "--name-only",
+                                                  "main").split()  # fmt: skip
+    # Asked for: what gitopskit published there goes, in the one commit, shown as removed.
+    dry = invoke(project, "publish", "--dry-run", "--allow-empty", **env)
+    assert dry.returncode == 0, dry.stderr
+    assert "compare   staging (removed from invoke.yaml): 1 to delete" in dry.stderr
+    retired = invoke(project, "publish", "--merge", "--allow-empty", **env)
+    assert retired.returncode == 0, retired.stderr
+    files = git("-C", bare, "ls-tree", "-r", "--name-only", "main").split()
+    assert not [f for f in files if f.startswith("clusters/staging/")]
+    assert {"clusters/dev/app.k8s.yaml", "prod-cluster/app.k8s.yaml"} <= set(files)
+    again = invoke(project, "publish", "--merge", "--allow-empty", **env)
+    assert again.returncode == 0 and "no longer declared" not in again.stderr
 
 
 # --- flux-bootstrap ----------------------------------------------------------------------------
@@ -284,6 +305,22 @@ def test_flux_bootstrap_env_uses_its_context_and_path_and_names_it(
     assert unknown.returncode == 1 and "--env qa: no such environment" in unknown.stderr
 
 
+def test_flux_bootstrap_without_env_is_refused_when_environments_are_declared(
+    project: Path, tmp_path: Path
+) -> None:
+    """Syncing the root would apply every environment's manifests to this one cluster."""
+    home = tmp_path / "home"
+    home.mkdir()
+    done = invoke(
+        project, "flux-bootstrap", "--dry-run",
+        "--git-url", "ssh://git@127.0.0.1:1/platform/k8s-manifests.git", "--git-branch", "main",
+        HOME=str(home),
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "environments are declared in invoke.yaml (dev, prod, staging)" in done.stderr
+    assert "--env NAME" in done.stderr and "Traceback" not in done.stderr
+
+
 def test_the_local_merge_hint_names_the_environment(project: Path, tmp_path: Path) -> None:
     bare = tmp_path / "manifests.git"
     git("init", "--quiet", "--bare", bare)
@@ -294,3 +331,18 @@ def test_the_local_merge_hint_names_the_environment(project: Path, tmp_path: Pat
     merged = invoke(project, "publish", "--merge", "--env", "prod", MANIFESTS_GIT_URL=str(bare))
     assert merged.returncode == 0, merged.stderr
     assert git("-C", bare, "branch", "--list").split() == ["main"]
+
+
+def test_several_environments_publish_on_one_branch_whatever_the_order(
+    project: Path, tmp_path: Path
+) -> None:
+    # "dev" and "prod" together must not share a branch with an environment named "dev-prod",
+    # and the order of the flags must not make a second branch.
+    bare = tmp_path / "manifests.git"
+    git("init", "--quiet", "--bare", bare)
+    first = invoke(project, "publish", "--env", "prod", "--env", "dev", MANIFESTS_GIT_URL=str(bare))
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == "gitopskit/local-dev+prod\n"
+    again = invoke(project, "publish", "--env", "dev", "--env", "prod", MANIFESTS_GIT_URL=str(bare))
+    assert again.stdout == "gitopskit/local-dev+prod\n"
+    assert "invoke publish --merge --env dev --env prod" in again.stderr

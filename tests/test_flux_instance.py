@@ -61,6 +61,9 @@ def check(instance: dict[str, Any]) -> list[str]:
         ({}, "./", "refs/heads/main"),
         ({"MANIFESTS_PATH": "/clusters/prod/", "MANIFESTS_TARGET_BRANCH": "release/2026"},
          "./clusters/prod", "refs/heads/release/2026"),
+        # Written the way Flux writes it, the path is the same one publish writes to.
+        ({"MANIFESTS_PATH": "./clusters/dev"}, "./clusters/dev", "refs/heads/main"),
+        ({"MANIFESTS_PATH": "."}, "./", "refs/heads/main"),
     ],
 )  # fmt: skip
 def test_the_rendered_instance_keeps_to_the_documented_api(
@@ -180,6 +183,9 @@ def test_up_to_date_only_when_applied_from_the_same_fields_and_still_holding_the
         ({"FLUX_SYNC_INTERVAL": "every minute"}, "a duration such as 1m"),
         ({"FLUX_DISTRIBUTION_VERSION": "latest"}, "a Flux version or range"),
         ({"FLUX_OPERATOR_RELEASE": "Flux_Operator"}, "not a valid helm release name"),
+        # Flux clamps a path that leaves the repository to its root: it would apply everything.
+        ({"MANIFESTS_PATH": "../other-team"}, "not a directory inside the manifests"),
+        ({"MANIFESTS_PATH": "clusters/../../x"}, "not a directory inside the manifests"),
     ],
 )  # fmt: skip
 def test_settings_the_operator_would_refuse_are_refused_first(

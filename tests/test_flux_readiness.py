@@ -16,6 +16,7 @@ import pytest
 
 from gitopskit.flux.readiness import (
     FluxNotReadyError,
+    instance_target,
     kustomization_target,
     remedy,
     source_target,
@@ -147,3 +148,24 @@ def test_the_most_specific_failure_is_quoted_with_its_remedy(
     found = wait_ready(kubectl, "flux-system", targets, timeout=20, ui=Progress(stream))
     fixer.join()
     assert set(found) == {"GitRepository", "Kustomization"}
+
+
+def test_a_failing_instance_is_quoted_over_a_sync_not_made_yet(
+    cluster: tuple[FakeKube, Kubectl],
+) -> None:
+    """The operator cannot install Flux (a version that does not exist, a registry out of
+    reach): no GitRepository is ever made, and the FluxInstance's condition says why."""
+    kube, kubectl = cluster
+    kube.put(crd_manifest("fluxcd.controlplane.io", "v1", "FluxInstance", "fluxinstances"))
+    kube.put({"apiVersion": "fluxcd.controlplane.io/v1", "kind": "FluxInstance",
+              "metadata": {"name": "flux", "namespace": "flux-system"}, "spec": {}})  # fmt: skip
+    failed = "Reconciliation failed: no Flux distribution matching 2.99.x"
+    kube.set_condition("FluxInstance", "flux", "flux-system", status="False",
+                       reason="ReconciliationFailed", message=failed)  # fmt: skip
+    targets = [source_target("flux-system"), kustomization_target("flux-system"),
+               instance_target()]  # fmt: skip
+    with pytest.raises(FluxNotReadyError) as raised:
+        wait_ready(kubectl, "flux-system", targets, timeout=0.3, ui=Progress(io.StringIO()))
+    assert raised.value.message == (
+        f"Flux is not ready after 0.3s: FluxInstance flux-system/flux: {failed}"
+    )

@@ -16,6 +16,7 @@ from markdown_it.token import Token
 
 from gitopskit import diff, render, tree
 from gitopskit.diff import DiffResult, ResourceChange, Target
+from gitopskit.review import ImageChange, ReviewWarning
 from gitopskit.tree import DirectoryReader, Identity, load_output, load_owned
 
 Obj = dict[str, Any]
@@ -413,3 +414,31 @@ def test_text_plan_last_and_colour_only_when_asked(scenario: DiffResult) -> None
     assert "\033[33mdelete-namespace" in coloured and "\033[31m-apiVersion: v1" in coloured
     for value in (SECRET_OLD, SECRET_NEW, KEPT):
         assert value not in plain and value not in coloured
+
+
+def test_what_is_left_out_is_counted_in_the_singular_too() -> None:
+    """One object, warning or image left out reads "1 more object", not "1 more objects"."""
+    huge = "+" + "x" * 3000 + "\n"
+    warning = ReviewWarning("image-latest", "spec.image", "runs :latest " + "y" * 2000)
+    image = ImageChange("web", "spec.image", None, "shop/web:latest" + "z" * 1000)
+    changes = [
+        ResourceChange(
+            "added",
+            Identity("a", "ConfigMap", f"c{i:02}", ""),
+            "v1",
+            f"c{i:02}.yaml",
+            diff=f"@@ ConfigMap a/c{i:02} @@\n{huge}",
+            warnings=(warning,) if i < 2 else (),
+            images=(image,) if i < 2 else (),
+            lines_added=1,
+        )
+        for i in range(18)
+    ]
+    result = DiffResult(
+        {"removed": 0, "changed": 0, "added": 18, "moved": 0, "unchanged": 0}, changes
+    )
+    short = render.render_markdown(result, limit=15000)
+    assert len(short) <= 15000
+    assert "**1 more object not shown**" in short
+    assert "- … and 1 more warning\n" in short
+    assert "… and 1 more image\n" in short

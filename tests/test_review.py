@@ -240,6 +240,26 @@ WARNS: dict[str, tuple[str, Obj | None, Obj | None]] = {
         binding(sa("ci")),
         binding(sa("ci"), role_name="admin"),
     ),
+    "immutable: data of an immutable ConfigMap": (
+        "immutable",
+        edit(CM, "immutable", value=True),
+        edit(edit(CM, "immutable", value=True), "data", "a", value="c"),
+    ),
+    "immutable: an immutable ConfigMap made mutable": (
+        "immutable",
+        edit(CM, "immutable", value=True),
+        edit(CM, "immutable", value=False),
+    ),
+    "immutable: a key added to an immutable Secret": (
+        "immutable",
+        secret(immutable=True, data={"k": "dmFsdWU="}),
+        secret(immutable=True, data={"k": "dmFsdWU="}, stringData={"j": "x"}),
+    ),
+    "immutable: Secret type": (
+        "immutable",
+        secret(data={"k": "dmFsdWU="}),
+        secret(type="kubernetes.io/basic-auth", data={"k": "dmFsdWU="}),
+    ),
     "rbac-grows: a new verb": (
         "rbac-grows",
         role(rule(["get"], ["pods"])),
@@ -276,6 +296,16 @@ WARNS: dict[str, tuple[str, Obj | None, Obj | None]] = {
         "rbac-wildcard",
         None,
         role(rule(["get"], ["*"], groups=["*"]), kind="ClusterRole"),
+    ),
+    "rbac-wildcard: one subresource of every resource": (
+        "rbac-wildcard",
+        role(rule(["get"], ["pods"])),
+        role(rule(["get"], ["pods", "*/scale"])),
+    ),
+    "rbac-wildcard: a URL prefix": (
+        "rbac-wildcard",
+        role(kind="ClusterRole"),
+        role({"nonResourceURLs": ["/healthz*"], "verbs": ["get"]}, kind="ClusterRole"),
     ),
     "rbac-wildcard: every authenticated user": (
         "rbac-wildcard",
@@ -321,6 +351,23 @@ WARNS: dict[str, tuple[str, Obj | None, Obj | None]] = {
 
 #: (code, old, new): near misses that must not warn ``code``.
 NEAR_MISSES: dict[str, tuple[str, Obj | None, Obj | None]] = {
+    "immutable: data of a mutable ConfigMap": ("immutable", CM, edit(CM, "data", "a", value="c")),
+    "immutable: an immutable ConfigMap relabelled": (
+        "immutable",
+        edit(CM, "immutable", value=True),
+        edit(edit(CM, "immutable", value=True), "metadata", "labels", value={"a": "b"}),
+    ),
+    "immutable: a ConfigMap made immutable": ("immutable", CM, edit(CM, "immutable", value=True)),
+    "immutable: an immutable Secret's key moved to stringData, same value": (
+        "immutable",
+        secret(immutable=True, data={"k": "dmFsdWU="}),
+        secret(immutable=True, stringData={"k": "value"}),
+    ),
+    "immutable: Secret type written out as the default": (
+        "immutable",
+        secret(data={"k": "dmFsdWU="}),
+        secret(type="Opaque", data={"k": "dmFsdWU="}),
+    ),
     "delete: a change": ("delete", CM, edit(CM, "data", "a", value="c")),
     "delete-namespace: a Namespace relabelled": (
         "delete-namespace",
@@ -352,6 +399,11 @@ NEAR_MISSES: dict[str, tuple[str, Obj | None, Obj | None]] = {
         "immutable",
         service(),
         edit(service(), "spec", "clusterIP"),
+    ),
+    "immutable: a Service's clusterIP emptied (the server keeps its value)": (
+        "immutable",
+        service(),
+        service(clusterIP="", clusterIPs=[]),
     ),
     "immutable: PVC storage grows": (
         "immutable",
@@ -398,6 +450,16 @@ NEAR_MISSES: dict[str, tuple[str, Obj | None, Obj | None]] = {
         "rbac-wildcard",
         role(rule(["*"], ["pods"])),
         edit(role(rule(["*"], ["pods"])), "metadata", "labels", value={"a": "b"}),
+    ),
+    "rbac-wildcard: pods/* is no pattern to the API server": (
+        "rbac-wildcard",
+        role(rule(["get"], ["pods"])),
+        role(rule(["get"], ["pods", "pods/*"])),
+    ),
+    "rbac-grows: a subresource that */scale allowed": (
+        "rbac-grows",
+        role(rule(["get"], ["*/scale"])),
+        role(rule(["get"], ["deployments/scale"])),
     ),
     "rbac-wildcard: a named group": (
         "rbac-wildcard",
@@ -562,6 +624,17 @@ def test_secret_fields_are_masked() -> None:
     assert review.secret_keys(found) == [("payment-api-key", "changed"), ("token", "added")]
     for value in ("b2xk", "bmV3", "plain-value", "a2VwdA=="):
         assert value not in repr([f.to_json() for f in found])
+
+
+def test_a_secret_key_that_moves_between_data_and_string_data_is_changed_not_removed() -> None:
+    old = secret(stringData={"token": "plain-value", "gone": "x"})
+    new = secret(data={"token": "cGxhaW4="}, stringData={"fresh": "y"})
+    found = review.review(identity_of(new), old, new).fields
+    assert sorted(review.secret_keys(found)) == [
+        ("fresh", "added"),
+        ("gone", "removed"),
+        ("token", "changed"),
+    ]
 
 
 def test_images_of_every_pod_shape() -> None:

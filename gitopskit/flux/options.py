@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gitopskit.config import Settings
-from gitopskit.errors import ConfigError
+from gitopskit.errors import ConfigError, ManifestError
 from gitopskit.flux.deploy_keys import GitLabAccess, project_defaults
 from gitopskit.helm import check_release_name
 from gitopskit.ssh import KEY_TYPES, GitURL, parse_git_url
+from gitopskit.tree import subdir_path
 
 #: The ways Flux 2 can be installed (``--installer``); Flux 1 has its own chart only.
 INSTALLERS = ("operator", "charts")
@@ -105,6 +106,23 @@ def _installer(settings: Settings, version: int, migrate: bool) -> str:
             f"it cannot be combined with {other}"
         )
     return chosen
+
+
+def _git_path(path: str) -> str:
+    """``--git-path`` as publish reads ``MANIFESTS_PATH``: '' for the root (``.`` too),
+    ``clusters/prod`` for ``./clusters/prod/``.
+
+    Raises:
+        ConfigError: It leaves the repository (Flux would clamp it to the root and apply
+            everything there) or holds refused characters.
+    """
+    try:
+        return subdir_path(path)
+    except ManifestError:
+        raise ConfigError(
+            f"--git-path: {path!r} is not a directory inside the manifests repository",
+            hint="a relative path such as clusters/prod (the root: leave it out)",
+        ) from None
 
 
 def operator_settings(settings: Settings) -> OperatorSettings:
@@ -201,7 +219,7 @@ def resolve(
         namespace=settings.get("FLUX_NAMESPACE") or ("flux-system" if version == 2 else "flux"),
         secret_name=settings.require("FLUX_SECRET_NAME"),
         git_branch=branch or None,
-        git_path=(settings.get("MANIFESTS_PATH") or "").strip("/"),
+        git_path=_git_path(settings.get("MANIFESTS_PATH") or ""),
         installer=installer,
         migrate=migrate,
         key_type=key_type,

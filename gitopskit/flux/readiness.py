@@ -5,7 +5,8 @@ condition's ``observedGeneration``, else the status's) and, when a reconcile was
 (``reconcile.fluxcd.io/requestedAt``), once ``status.lastHandledReconcileAt`` shows it was
 handled. Not ready in time: :class:`FluxNotReadyError` quoting the most specific failing
 condition (the GitRepository's before the Kustomization's before the FluxInstance's: a
-known_hosts or authentication error is the commonest bootstrap failure), with its remedy.
+known_hosts or authentication error is the commonest bootstrap failure), with its remedy; an
+object that is merely not there or not done yet is quoted only when none failed.
 """
 
 from __future__ import annotations
@@ -64,10 +65,12 @@ def kustomization_target(name: str) -> Target:
 
 @dataclass(frozen=True)
 class State:
-    """What an object's status says."""
+    """What an object's status says; ``failed`` when a condition says it failed (``Ready``
+    False, or ``Stalled``), not merely that it is not there or not done yet."""
 
     ready: bool
     message: str
+    failed: bool = False
 
 
 def _conditions(obj: Obj) -> dict[str, Obj]:
@@ -93,10 +96,10 @@ def state_of(obj: Obj | None, handled: str | None = None) -> State:
         return State(False, f"the reconcile requested at {handled} not handled yet")
     stalled = conditions.get("Stalled")
     if stalled is not None and stalled.get("status") == "True":
-        return State(False, str(stalled.get("message") or message))
+        return State(False, str(stalled.get("message") or message), failed=True)
     if ready.get("status") == "True":
         return State(True, message)
-    return State(False, message or "not ready")
+    return State(False, message or "not ready", failed=ready.get("status") == "False")
 
 
 def remedy(message: str, *, secret: str, public_key_fingerprint: str = "") -> str | None:
@@ -171,7 +174,9 @@ def wait_ready(
         waiting = [(t, s) for t, s in states if not s.ready]
         if not waiting:
             return found
-        target, state = waiting[0]
+        # The most specific failure; else the first not ready yet. A GitRepository the
+        # operator has not made is no reason: the FluxInstance that failed to make it is.
+        target, state = next(((t, s) for t, s in waiting if s.failed), waiting[0])
         note = f"{target.kind} {namespace}/{target.name}: {state.message}"
         if note != said:
             ui.note(f"waiting for {note}")

@@ -293,3 +293,30 @@ def test_synth_always_owns_what_it_wrote(outputs: set[str]) -> None:
         synth(project, Path("dist"), app=app, validate=False)
         synth(project, Path("dist"), app=app, validate=False)
         assert MARKER in os.listdir(project / "dist")
+
+
+@pytest.mark.parametrize("outdir", [".git/refs/tags", ".git/new", "sub/.git/dist"])
+def test_an_outdir_inside_a_git_directory_is_refused(checkout: Path, outdir: str) -> None:
+    """``.git/refs/tags`` is empty in a fresh clone: synth filled it with YAML, broken refs."""
+    (checkout / "sub" / ".git").mkdir(parents=True)
+    before = snapshot(checkout.parent)
+    done = run_synth(checkout, "--outdir", outdir)
+    refused(done, "refusing to replace", ".git")
+    assert snapshot(checkout.parent) == before
+
+
+def test_a_tilde_is_the_home_directory(checkout: Path, tmp_path: Path) -> None:
+    """``--outdir=~`` (no shell expands that) made a directory named ``~`` in the project, one
+    ``rm -rf ~`` away from the user's home."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".bashrc").write_text("mine\n")
+    before = snapshot(tmp_path)
+    for value in ("--outdir=~", "--outdir=~/"):
+        done = run_synth(checkout, value, env={"HOME": str(home)})
+        refused(done, "refusing to replace", str(home))
+        assert snapshot(tmp_path) == before
+    done = run_synth(checkout, env={"HOME": str(home), "GITOPSKIT_OUTDIR": "~/out"})
+    assert done.returncode == 0, done.stderr
+    assert sorted(os.listdir(home / "out")) == [MARKER, "app.k8s.yaml"]
+    assert not (checkout / "~").exists()

@@ -56,6 +56,23 @@ FORMS = {
         'apiVersion: v1\nkind: "Secr\\x65t"\nmetadata: {name: db, namespace: shop}\n'
         f"data: {{password: {VALUE}}}\n"
     ),
+    "in a List without apiVersion (kustomize expands it all the same)": (
+        "kind: List\nitems:\n"
+        "- apiVersion: v1\n  kind: Secret\n  metadata: {name: db, namespace: shop}\n"
+        f"  data: {{password: {VALUE}}}\n"
+    ),
+    "kind from a merge key": (
+        "apiVersion: v1\n<<: {kind: Secret, metadata: {name: db, namespace: shop}}\n"
+        f"stringData: {{password: {PLAIN}}}\n"
+    ),
+    "tagged": (
+        "!!map {apiVersion: !!str v1, kind: !!str Secret, metadata: {name: db, namespace: shop},"
+        f" data: !!map {{password: {VALUE}}}}}\n"
+    ),
+    "kind in lower case (refused by the cluster, but the values would be in git)": (
+        "apiVersion: v1\nkind: secret\nmetadata: {name: db, namespace: shop}\n"
+        f"data: {{password: {VALUE}}}\n"
+    ),
     "indented after a document marker": (
         "--- \n  apiVersion: v1\n  kind: Secret\n  metadata: {name: db, namespace: shop}\n"
         f"  stringData: {{password: {PLAIN}}}\n"
@@ -96,7 +113,7 @@ def _outputs(result: diff.DiffResult) -> list[str]:
 @pytest.mark.parametrize("form", FORMS, ids=list(FORMS))
 def test_diff_masks_a_secret_in_any_form(tmp_path: Path, form: str) -> None:
     added = _diff(tmp_path, None, FORMS[form])
-    assert [r.identity.kind for r in added.resources] == ["Secret"]
+    assert [r.identity.kind.casefold() for r in added.resources] == ["secret"]
     changed = _diff(tmp_path, FORMS[form].replace(VALUE, "b3RoZXI=").replace(PLAIN, "o"),
                     FORMS[form])  # fmt: skip
     for result in (added, changed):

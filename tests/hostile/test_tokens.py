@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from gitopskit import git
-from gitopskit.errors import ConfigError, GitError
+from gitopskit.errors import ConfigError, GitError, GitLabError
 from tests.fakes.gitlab import DEVELOPER, FakeGitLab, RecordedRequest
 from tests.hostile.conftest import (
     PROJECT,
@@ -143,3 +143,125 @@ def test_diff_refuses_a_url_with_a_token_in_it(project_dir: Path, captured: Capt
 )
 def test_same_origin(url: str, gitlab_url: str | None, same: bool) -> None:
     assert git.same_origin(url, gitlab_url) is same
+
+
+# --- redirects: a token never follows one to another origin -------------------------------------
+
+
+@pytest.fixture
+def public_elsewhere(tmp_path: Path) -> Iterator[FakeGitLab]:
+    """Another server, which serves a public copy of the project to anyone, and would take the
+    token if it came."""
+    with FakeGitLab(tmp_path / "public-elsewhere") as fake:
+        fake.add_user("someone", TOKEN, access_level=DEVELOPER)
+        fake.add_project(PROJECT, initial_files={"README.md": "hi\n"}, visibility="public")
+        yield fake
+
+
+def redirect_git(gitlab: FakeGitLab, to: FakeGitLab) -> None:
+    """Make GitLab answer every ref advertisement with a redirect to ``to``."""
+    for service in ("git-upload-pack", "git-receive-pack"):
+        gitlab.fail_next(
+            "GET", r"\.git/info/refs$", 301, times=10,
+            headers={"Location": f"{to.url}/{PROJECT}.git/info/refs?service={service}"},
+        )  # fmt: skip
+
+
+def test_diff_sends_no_token_where_its_gitlab_redirects_git(
+    project_dir: Path, gitlab: FakeGitLab, public_elsewhere: FakeGitLab, captured: Captured
+) -> None:
+    """git sent the header of GITLAB_URL's origin to wherever the first answer redirected it."""
+    gitlab.add_project(PROJECT, initial_files={"README.md": "hi\n"})
+    redirect_git(gitlab, public_elsewhere)
+    write_dist(project_dir / "dist", {"web.k8s.yaml": [configmap("web")]})
+    invoke(
+        project_dir, "diff", "--no-synth", captured=captured,
+        GITLAB_URL=gitlab.url, MANIFESTS_PROJECT=PROJECT, MANIFESTS_READ_TOKEN=TOKEN,
+    )  # fmt: skip
+    assert public_elsewhere.requests, "git followed the redirect"
+    assert credentials_sent(public_elsewhere.requests) == []
+
+
+def test_publish_sends_no_token_where_its_gitlab_redirects_git(
+    gitlab: FakeGitLab, public_elsewhere: FakeGitLab, tmp_path: Path, captured: Captured
+) -> None:
+    gitlab.add_project(PROJECT, initial_files={"README.md": "hi\n"})
+    redirect_git(gitlab, public_elsewhere)
+    dist = write_dist(tmp_path / "dist", {"web.k8s.yaml": [configmap("web")]})
+    with pytest.raises(GitError):
+        do_publish(gitlab_env(gitlab), dist, captured)
+    assert public_elsewhere.requests, "git followed the redirect"
+    assert credentials_sent(public_elsewhere.requests) == []
+
+
+def test_the_token_still_follows_a_redirect_within_its_gitlab(
+    project_dir: Path, gitlab: FakeGitLab, captured: Captured
+) -> None:
+    """GitLab redirects a repository path without ``.git`` to the one with it."""
+    gitlab.add_project(PROJECT, initial_files={"README.md": "hi\n"})
+    gitlab.fail_next(
+        "GET", rf"^/{PROJECT}/info/refs$", 301, times=10,
+        headers={"Location": f"{gitlab.url}/{PROJECT}.git/info/refs?service=git-upload-pack"},
+    )  # fmt: skip
+    write_dist(project_dir / "dist", {"web.k8s.yaml": [configmap("web")]})
+    done = invoke(
+        project_dir, "diff", "--no-synth", captured=captured, GITLAB_URL=gitlab.url,
+        MANIFESTS_GIT_URL=f"{gitlab.url}/{PROJECT}", MANIFESTS_READ_TOKEN=TOKEN,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "1 to add" in done.stdout
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_the_api_client_sends_no_token_where_gitlab_redirects_it(
+    gitlab: FakeGitLab, elsewhere: FakeGitLab, tmp_path: Path, captured: Captured, status: int
+) -> None:
+    """requests keeps a PRIVATE-TOKEN header on a redirect to any host."""
+    gitlab.add_project(PROJECT, initial_files={"README.md": "hi\n"})
+    gitlab.fail_next(
+        "GET", r"^/api/v4/projects/", status,
+        headers={"Location": f"{elsewhere.url}/api/v4/projects/{PROJECT.replace('/', '%2F')}"},
+    )  # fmt: skip
+    dist = write_dist(tmp_path / "dist", {"web.k8s.yaml": [configmap("web")]})
+    with pytest.raises(GitLabError) as caught:
+        do_publish(gitlab_env(gitlab), dist, captured)
+    assert credentials_sent(elsewhere.requests) == []
+    assert "redirect" in caught.value.message and elsewhere.url.split("//")[1] in str(caught.value)
+
+
+def test_the_api_client_sends_no_token_to_a_next_page_on_another_origin(
+    gitlab: FakeGitLab, elsewhere: FakeGitLab, tmp_path: Path, captured: Captured
+) -> None:
+    """python-gitlab followed a ``Link: <…>; rel="next"`` anywhere, with the token."""
+    project = gitlab.add_project(PROJECT, initial_files={"README.md": "hi\n"})
+    next_page = (
+        f"{elsewhere.url}/api/v4/projects/{project.id}/merge_requests?page=2&per_page=100"
+    )
+    gitlab.fail_next(
+        "GET", r"/merge_requests$", 200, body=[],
+        headers={"Link": f'<{next_page}>; rel="next"', "X-Next-Page": "2"},
+    )  # fmt: skip
+    dist = write_dist(tmp_path / "dist", {"web.k8s.yaml": [configmap("web")]})
+    do_publish(gitlab_env(gitlab), dist, captured)
+    assert credentials_sent(elsewhere.requests) == []
+
+
+def test_a_runners_credential_helper_never_answers_for_gitlab(
+    project_dir: Path, gitlab: FakeGitLab, tmp_path: Path, captured: Captured
+) -> None:
+    """GitLab runners configure a global helper that answers with CI_JOB_TOKEN."""
+    gitlab.add_job_token("job-token-of-the-runner")
+    gitlab.add_project(PROJECT, initial_files={"README.md": "hi\n"})
+    config = tmp_path / "gitconfig"
+    config.write_text(
+        "[credential]\n\thelper = \"!f() { echo username=gitlab-ci-token; "
+        'echo password=job-token-of-the-runner; }; f"\n'
+    )
+    write_dist(project_dir / "dist", {"web.k8s.yaml": [configmap("web")]})
+    done = invoke(
+        project_dir, "diff", "--no-synth", captured=captured, GIT_CONFIG_GLOBAL=str(config),
+        GITLAB_URL=gitlab.url, MANIFESTS_PROJECT=PROJECT, MANIFESTS_READ_TOKEN=TOKEN,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    users = {r.user for r in gitlab.requests if r.is_git and r.user}
+    assert users == {"project_1_bot"}

@@ -114,6 +114,11 @@ class _GitHTTP(_State):
     ) -> _Response:
         text = [("Content-Type", "text/plain")]
         who = self._git_principal(headers)
+        project = self._find_project(unquote(m.group("repo"))[: -len(".git")])
+        push = m.group("rest") == "/git-receive-pack" or "service=git-receive-pack" in query_string
+        if who is None and project is not None and project.visibility == "public" and not push:
+            # GitLab lets anyone clone a public project.
+            who = _Principal(None, "anonymous")
         if who is None:
             return _Response(
                 401,
@@ -121,10 +126,8 @@ class _GitHTTP(_State):
                 [*text, ("WWW-Authenticate", 'Basic realm="GitLab"')],
             )
         rec.user = who.label
-        project = self._find_project(unquote(m.group("repo"))[: -len(".git")])
         if project is None:
             return _Response(404, b"The project you were looking for could not be found.\n", text)
-        push = m.group("rest") == "/git-receive-pack" or "service=git-receive-pack" in query_string
         scopes = set(who.user.scopes) if who.user else set()
         if who.user is not None and not scopes & {"api", "write_repository", "read_repository"}:
             return _Response(403, b"You are not allowed to download code.\n", text)

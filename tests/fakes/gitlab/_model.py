@@ -124,6 +124,8 @@ class FakeProject:
         self.deploy_keys: list[dict[str, Any]] = []
         self.notes: dict[int, list[dict[str, Any]]] = {}
         self.protected_branches: dict[str, int] = {}
+        #: ``public``: anyone may clone and fetch it without credentials, as on GitLab.
+        self.visibility = "private"
 
     # -- URLs -------------------------------------------------------------------------------
     @property

@@ -67,7 +67,7 @@ class _ProjectsAPI(_State):
                 "full_path": namespace,
             },
             "default_branch": p.default_branch,
-            "visibility": "private",
+            "visibility": p.visibility,
             "http_url_to_repo": p.http_url_to_repo,
             "ssh_url_to_repo": p.ssh_url_to_repo,
             "web_url": p.web_url,

@@ -216,6 +216,7 @@ class FakeGitLab(_RestAPI, _GitHTTP):
         *,
         default_branch: str = "main",
         initial_files: Mapping[str, str | bytes] | None = None,
+        visibility: str = "private",
     ) -> FakeProject:
         path_with_namespace = path_with_namespace.strip("/")
         repo_path = self._repos / f"{path_with_namespace}.git"
@@ -242,6 +243,7 @@ class FakeGitLab(_RestAPI, _GitHTTP):
         project = FakeProject(
             self, self._next_id("project"), path_with_namespace, default_branch, repo_path
         )
+        project.visibility = visibility
         if initial_files:
             project.commit_files(default_branch, initial_files, "Initial commit")
         with self._lock:
