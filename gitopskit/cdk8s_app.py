@@ -26,6 +26,7 @@ from pathlib import Path
 
 import yaml
 
+from gitopskit import interrupts
 from gitopskit._run import run
 from gitopskit.errors import CommandError, ConfigError, SynthError
 from gitopskit.node import jsii_environment
@@ -170,10 +171,17 @@ def run_app(app: CdkApp, outdir: Path, extra_env: Mapping[str, str] | None = Non
             or it was killed by a signal.
     """
     env = app_environment(outdir, extra_env)
-    try:
-        result = run([SHELL, "-c", app.command], env=env, cwd=app.directory, ok_codes=range(256))
-    except CommandError as error:  # no shell, or killed by a signal
-        raise SynthError(f"cannot run the app: {error.message}", hint=error.hint) from None
+    # The app's own TMPDIR, removed with whatever it left there: jsii's kernel (Node) and its
+    # Python host make temporary directories that only a clean exit removes, and an interrupt
+    # or a timeout ends the app by a signal.
+    with interrupts.temporary_directory("gitopskit-app-") as tmp:
+        env["TMPDIR"] = str(tmp)
+        try:
+            result = run(
+                [SHELL, "-c", app.command], env=env, cwd=app.directory, ok_codes=range(256)
+            )
+        except CommandError as error:  # no shell, or killed by a signal
+            raise SynthError(f"cannot run the app: {error.message}", hint=error.hint) from None
     output = "\n".join(part for part in (result.stderr.strip(), result.stdout.strip()) if part)
     if result.returncode != 0:
         raise app_failure(app, result.returncode, result.stderr, result.stdout)

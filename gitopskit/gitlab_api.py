@@ -16,6 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 import gitlab
 import gitlab.exceptions
 import requests
+import urllib3.exceptions
 
 from gitopskit.errors import (
     ConfigError,
@@ -33,6 +34,61 @@ MAX_RETRIES = 5
 TIMEOUT_SECONDS = 60.0
 TOKEN_SCOPES = "api, write_repository"
 _TRANSIENT = frozenset({500, 502, 503, 504})
+
+
+class _BoundedSession(requests.Session):
+    """A session whose every answer, its body included, ends within about ``deadline`` seconds.
+
+    requests' timeout bounds connecting and each read, not the answer: a server that sends the
+    headers and then the body a byte at a time would hold a call for ever, and a body that
+    stalls surfaces as a ConnectionError that names no host. Here the body is read under the
+    deadline, and a read that times out is a :class:`requests.exceptions.ReadTimeout`.
+    """
+
+    def __init__(self, deadline: float) -> None:
+        super().__init__()
+        self.deadline = deadline
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        stream = kwargs.get("stream", False)
+        started = time.monotonic()
+        response = super().send(request, **{**kwargs, "stream": True})
+        if stream:
+            return response
+        try:
+            body = self._read(response, started)
+        except BaseException:
+            response.close()
+            raise
+        response._content = body
+        return response
+
+    def _read(self, response: requests.Response, started: float) -> bytes:
+        """The body, read as it comes (``read1``: whatever one read returns, so that a byte at
+        a time is seen to be late), under the deadline."""
+        request = response.request
+        read1 = getattr(response.raw, "read1", None)  # urllib3 2.3 and later
+        chunks: list[bytes] = []
+        try:
+            if read1 is None:
+                chunks.extend(response.iter_content(65536))
+            else:
+                while chunk := read1(65536, decode_content=True):
+                    chunks.append(chunk)
+                    if time.monotonic() - started > self.deadline:
+                        raise requests.exceptions.ReadTimeout(
+                            f"the answer took longer than {self.deadline:g}s", request=request
+                        )
+        except urllib3.exceptions.ReadTimeoutError as error:
+            raise requests.exceptions.ReadTimeout(str(error), request=request) from None
+        except requests.exceptions.ConnectionError as error:
+            cause = error.args[0] if error.args else None
+            if isinstance(cause, urllib3.exceptions.ReadTimeoutError):
+                raise requests.exceptions.ReadTimeout(str(cause), request=request) from None
+            raise
+        except urllib3.exceptions.HTTPError as error:
+            raise requests.exceptions.ConnectionError(str(error), request=request) from None
+        return b"".join(chunks)
 
 
 class _Gitlab(gitlab.Gitlab):
@@ -78,7 +134,7 @@ class _Gitlab(gitlab.Gitlab):
         raise AssertionError("unreachable")  # pragma: no cover
 
 
-class _OwnOriginSession(requests.Session):
+class _OwnOriginSession(_BoundedSession):
     """A session that sends nothing to another origin than GitLab's.
 
     python-gitlab puts the token in every request's headers (``PRIVATE-TOKEN``), and requests
@@ -87,8 +143,8 @@ class _OwnOriginSession(requests.Session):
     before it is sent.
     """
 
-    def __init__(self, base_url: str) -> None:
-        super().__init__()
+    def __init__(self, base_url: str, deadline: float) -> None:
+        super().__init__(deadline)
         self.base_url = base_url
         self.origin = origin_of(base_url)
 
@@ -147,7 +203,7 @@ def connect(
             "COMMENT_TOKEN only",
         )
     add_secret(token)
-    session = _OwnOriginSession(url)
+    session = _OwnOriginSession(url, timeout)
     client = _Gitlab(
         url.rstrip("/"),
         private_token=token,

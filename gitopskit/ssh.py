@@ -18,6 +18,7 @@ import hashlib
 import math
 import re
 import socket
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -192,6 +193,7 @@ def keyscan(url: GitURL, *, timeout: float = NETWORK_TIMEOUT) -> list[HostKey]:
         SSHError: ssh-keyscan itself failed.
     """
     seconds = max(1, math.ceil(timeout))
+    started = time.monotonic()
     result = run(
         ["ssh-keyscan", "-T", str(seconds), "-p", str(url.port), "-t", KEYSCAN_TYPES, url.host],
         error=SSHError,
@@ -203,15 +205,25 @@ def keyscan(url: GitURL, *, timeout: float = NETWORK_TIMEOUT) -> list[HostKey]:
     if not keys:
         raise HostUnreachableError(
             f"cannot scan the SSH host keys of {url.host}:{url.port}: "
-            f"{unreachable_cause(url, result.stderr, seconds)}",
+            f"{unreachable_cause(url, result.stderr, seconds, time.monotonic() - started)}",
             hint="check the git URL's host and port, the network and any firewall; "
             f"GITOPSKIT_NETWORK_TIMEOUT bounds the wait (now {seconds}s)",
         )
     return keys
 
 
-def unreachable_cause(url: GitURL, keyscan_stderr: str, timeout: float) -> str:
-    """Why ssh-keyscan got no key: from its own errors, else from one probe of the port."""
+def unreachable_cause(
+    url: GitURL, keyscan_stderr: str, timeout: float, waited: float = 0.0
+) -> str:
+    """Why ssh-keyscan got no key: from its own errors, else from one probe of the port.
+
+    Args:
+        url: What was scanned.
+        keyscan_stderr: What ssh-keyscan said.
+        timeout: The bound of the scan and of the probe.
+        waited: Seconds the scan took: as long as the bound, a server that greets was silent
+            after its greeting (ssh-keyscan says nothing then).
+    """
     for line in keyscan_stderr.splitlines():
         if line.startswith("getaddrinfo"):
             return f"name resolution failed ({line.partition(': ')[2].strip()})"
@@ -237,6 +249,8 @@ def unreachable_cause(url: GitURL, keyscan_stderr: str, timeout: float) -> str:
             return (error.strerror or str(error)).lower()
     if not greeting.startswith(b"SSH-"):
         return "it is not an SSH server (no SSH greeting)"
+    if waited >= timeout:
+        return f"timed out: the SSH server sent its greeting but no host key within {timeout:g}s"
     return f"the SSH server offered no host key of the types {KEYSCAN_TYPES}"
 
 

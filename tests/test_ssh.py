@@ -13,6 +13,7 @@ from gitopskit import redact, ssh
 from gitopskit.errors import ConfigError, HostKeyError, SSHError
 from gitopskit.ssh import HostUnreachableError
 from tests.fakes.sshd import GitSSHServer
+from tests.faults.conftest import StalledServer
 from tests.flux_fixtures import *  # noqa: F403
 from tests.flux_fixtures import StalledListener, _Wiring, closed_port
 
@@ -182,3 +183,18 @@ def test_key_directory_removed_on_failure(tmp_path: Path, monkeypatch: pytest.Mo
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(ConfigError):
         ssh.generate_key("dsa")
+
+
+def test_keyscan_of_a_server_that_stalls_after_its_greeting_says_it_timed_out() -> None:
+    """It said "the SSH server offered no host key of the types …": it offered nothing at all,
+    in time."""
+    with StalledServer(answer=b"SSH-2.0-OpenSSH_9.6\r\n") as server:
+        url = ssh.parse_git_url(f"ssh://git@127.0.0.1:{server.port}/r.git")
+        started = time.monotonic()
+        with pytest.raises(HostUnreachableError) as raised:
+            ssh.keyscan(url, timeout=1)
+    assert time.monotonic() - started < 8
+    assert f"127.0.0.1:{server.port}" in raised.value.message
+    assert "timed out: the SSH server sent its greeting but no host key within 1s" in (
+        raised.value.message
+    )

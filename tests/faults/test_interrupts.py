@@ -19,13 +19,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_invoke
+from tests.conftest import ROOT, run_invoke
 from tests.trees import CONFIG_MAP, alive, bare_repository, snapshot
 
-# Starts a grandchild, says who they are, then writes into CDK8S_OUTDIR until stopped,
-# re-creating it if it disappears (what a chart left running did to a cleaned-up staging dir).
+# Makes a temporary directory (as jsii's kernel does, removed only at a clean exit), starts a
+# grandchild, says who they are, then writes into CDK8S_OUTDIR until stopped, re-creating it if
+# it disappears (what a chart left running did to a cleaned-up staging dir).
 SLOW_APP = """\
-import os, pathlib, subprocess, sys, time
+import os, pathlib, subprocess, sys, tempfile, time
+tempfile.mkdtemp(prefix="jsii-kernel-")
 out = pathlib.Path(os.environ["CDK8S_OUTDIR"])
 child = subprocess.Popen(["sleep", "60"])
 pathlib.Path(os.environ["TEST_PIDS"]).write_text(f"{os.getpid()} {child.pid}\\n")
@@ -66,11 +68,13 @@ def slow(project: Path, tmp_path: Path) -> Iterator[dict[str, str]]:
         "TEST_PIDS": str(tmp_path / "pids"),
         "TMPDIR": str(tmp),
         "GITOPSKIT_APP": "python slow_app.py",
+        "PYTHONPATH": str(ROOT),
     }
 
 
 def start(project: Path, env: dict[str, str], *args: str) -> subprocess.Popen[str]:
-    environment = {**os.environ, "NO_COLOR": "1", **env}
+    # This checkout's gitopskit, whichever one the virtual environment has installed.
+    environment = {**os.environ, "NO_COLOR": "1", "PYTHONPATH": str(ROOT), **env}
     return subprocess.Popen(
         [sys.executable, *args],
         cwd=project,

@@ -11,7 +11,7 @@ import pytest
 
 from gitopskit.errors import GitLabError
 from tests.fakes.gitlab import FakeGitLab
-from tests.faults.conftest import StalledServer
+from tests.faults.conftest import JSON_HEADERS, StalledServer
 from tests.hostile.conftest import (
     PROJECT,
     Captured,
@@ -80,6 +80,28 @@ def test_a_stalled_gitlab_api_stops_at_the_bound(
     assert done.returncode == 1
     assert f"127.0.0.1:{stalled.port}" in done.stderr and "did not answer" in done.stderr
     assert len(stalled.accepted) == 1  # a timeout is not retried
+
+
+@pytest.mark.parametrize("drip", [None, 0.5], ids=["stalled-body", "dripping-body"])
+def test_a_gitlab_api_that_stalls_in_the_body_stops_at_the_bound(
+    project_dir: Path, captured: Captured, drip: float | None
+) -> None:
+    """requests bounds each read, not the answer: a stalled body was "cannot reach GitLab:
+    ConnectionError" with no host, and a body sent a byte at a time was never bounded."""
+    write_dist(project_dir / "dist", {"web.k8s.yaml": [configmap("web")]})
+    with StalledServer(JSON_HEADERS, drip=drip) as server:
+        started = time.monotonic()
+        done = invoke(
+            project_dir, "publish", "--no-synth", captured=captured, timeout=60,
+            GITLAB_URL=server.url, MANIFESTS_PROJECT=PROJECT,
+            MANIFESTS_TOKEN="glpat-x-123456789", GITOPSKIT_NETWORK_TIMEOUT=BOUND,
+        )  # fmt: skip
+        assert time.monotonic() - started < 20
+    assert done.returncode == 1
+    assert f"GitLab at 127.0.0.1:{server.port} did not answer in time" in done.stderr
+    assert "read the project" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert len(server.accepted) == 1
 
 
 def test_a_retry_after_longer_than_the_bound_is_not_waited_for(
