@@ -200,7 +200,8 @@ class Destination:
 
     Attributes:
         git_url: Where git pushes (None: the GitLab project's ``http_url_to_repo``).
-        gitlab_url: GitLab's base URL, when merge requests are opened.
+        gitlab_url: GitLab's base URL (merge requests need ``project`` too); the token goes
+            only to its origin, in the local mode as well.
         project: The manifests project's path, when merge requests are opened.
         token: The token: python-gitlab always gets it; git only on GitLab's own origin.
         target_branch: The branch merge requests target (None: see
@@ -315,7 +316,7 @@ def resolve_destination(
     reaches_gitlab = bool(project) or bool(git_url and same_origin(git_url, gitlab_url))
     return Destination(
         git_url=git_url,
-        gitlab_url=gitlab_url if project else None,
+        gitlab_url=gitlab_url,  # the token's own origin, also in the local mode
         project=project,
         token=token if reaches_gitlab else None,
         target_branch=settings.get("MANIFESTS_TARGET_BRANCH"),

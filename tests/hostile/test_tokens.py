@@ -98,6 +98,21 @@ def test_publish_sends_no_token_to_a_git_url_on_another_host(
     assert credentials_sent(elsewhere.requests) == []
 
 
+def test_the_local_mode_sends_the_token_to_its_own_gitlab(
+    gitlab: FakeGitLab, tmp_path: Path, captured: Captured
+) -> None:
+    """No MANIFESTS_PROJECT (no merge request), but MANIFESTS_GIT_URL is GitLab's own: the token
+    goes with the push, as the warning for other hosts implies."""
+    project = gitlab.add_project(PROJECT, initial_files={"README.md": "hi\n"})
+    dist = write_dist(tmp_path / "dist", {"web.k8s.yaml": [configmap("web")]})
+    env = gitlab_env(gitlab, MANIFESTS_GIT_URL=f"{gitlab.url}/{PROJECT}.git")
+    del env["MANIFESTS_PROJECT"]
+    published = do_publish(env, dist, captured)
+    assert published.result.status == "published", published.output
+    assert project.branch_sha(published.result.branch)
+    assert project.merge_requests == []
+
+
 @pytest.mark.parametrize(
     "setting",
     ["MANIFESTS_GIT_URL", "GITLAB_URL"],
