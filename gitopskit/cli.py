@@ -25,13 +25,13 @@ from gitopskit.environments import Environment
 from gitopskit.environments import parse as parse_environments
 from gitopskit.environments import select as select_environments
 from gitopskit.errors import GitopskitError
-from gitopskit.synth import SynthResult
-from gitopskit.validate import Report
+from gitopskit.ui import Progress, use_colour
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported where used: a task that does not synth does not load validation
     from gitopskit.diff import Results
     from gitopskit.publish import PublishResult
-from gitopskit.ui import Progress, use_colour
+    from gitopskit.synth import SynthResult
+    from gitopskit.validate import Report
 
 EXIT_FAILURE = 1
 INTERRUPTED = 130
