@@ -14,6 +14,7 @@ import pytest
 from hypothesis import settings as hypothesis_settings
 
 from gitopskit.node import find_node
+from tests import warm_invoke
 from tests.doc_examples import Tour, shared_tour
 
 # Property tests run beside real programs on a shared machine: no per-example deadline (a slow
@@ -111,6 +112,10 @@ def run_invoke(
     """Run ``invoke ARGS`` in ``project`` as a user would, with this checkout's gitopskit (not
     the one pip installed, which may be another worktree's), capturing stdout and stderr."""
     environment = {**os.environ, "NO_COLOR": "1", "PYTHONPATH": str(ROOT), **(env or {})}
+    if warm_invoke.can_warm(environment, None):
+        done = warm_invoke.run(list(args), cwd=project, env=environment, stdin=stdin, timeout=300)
+        if done is not None:
+            return done
     return subprocess.run(
         [sys.executable, "-m", "invoke", *args],
         cwd=project,
@@ -153,6 +158,10 @@ def invoke_clean(
         if not k.startswith(FOREIGN_PREFIXES) and k not in ("COMMENT_TOKEN", "LAB_CORE_TOKEN")
     }
     environ.update(PYTHONPATH=str(ROOT), NO_COLOR="1", **(env or {}), **variables)
+    if warm_invoke.can_warm(environ, preexec_fn):
+        done = warm_invoke.run(list(args), cwd=project, env=environ, timeout=timeout)
+        if done is not None:
+            return done
     return subprocess.run(
         [sys.executable, "-m", "invoke", *args],
         cwd=project,
