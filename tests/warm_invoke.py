@@ -118,6 +118,15 @@ class _Zygote:
         self.buffer = b""
         return ours
 
+    def stop(self) -> None:
+        """End the zygote (it exits when its channel closes) and forget it."""
+        if self.channel is not None:
+            self.channel.close()
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+        self.channel = self.process = None
+
     def _reply(self, channel: socket.socket, timeout: float | None) -> dict[str, int]:
         channel.settimeout(timeout)
         while b"\n" not in self.buffer:
@@ -186,6 +195,9 @@ def run(
         return None
     try:
         return _zygote.run(args, Path(cwd), env, stdin, timeout)
+    except BaseException:
+        _zygote.stop()  # its answers may be out of step now: the next run starts another
+        raise
     finally:
         _zygote.lock.release()
 
