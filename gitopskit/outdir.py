@@ -87,24 +87,8 @@ def claim(outdir: Path, project_dir: Path, *, shown: str | None = None) -> str |
         OutdirError: ``outdir`` is not synth's, naming what is in the way; or it cannot be made.
     """
     name = shown or str(outdir)
-    _check_not_in_git(outdir, name, "replace")
-    try:
-        info = outdir.lstat()
-    except FileNotFoundError:
-        _check_creatable(outdir, name)
+    if not _check_place(outdir, project_dir, name, "replace"):
         return None
-    except OSError as error:
-        raise OutdirError(f"cannot create {name}: {error.strerror}") from None
-    if stat.S_ISLNK(info.st_mode):
-        raise _refusal(name, "it is a symbolic link, and synth never follows one")
-    if not stat.S_ISDIR(info.st_mode):
-        raise OutdirError(f"the output directory {name} is not a directory")
-    real = Path(os.path.realpath(outdir))
-    project = project_dir.resolve()
-    if real == project:
-        raise _refusal(name, f"it is the project directory ({project})")
-    if project.is_relative_to(real):
-        raise _refusal(name, f"it contains the project directory ({project})")
     return _check_contents(outdir, name)
 
 
@@ -120,28 +104,9 @@ def claim_parent(outdir: Path, project_dir: Path, *, shown: str | None = None) -
         OutdirError: ``outdir`` is not synth's, naming what is in the way.
     """
     name = shown or str(outdir)
-
-    def _parent_refusal(name: str, reason: str) -> OutdirError:
-        return _refusal(name, reason, verb="write environments into")
-
-    _check_not_in_git(outdir, name, "write environments into")
-    try:
-        info = outdir.lstat()
-    except FileNotFoundError:
-        _check_creatable(outdir, name)
+    verb = "write environments into"
+    if not _check_place(outdir, project_dir, name, verb):
         return
-    except OSError as error:
-        raise OutdirError(f"cannot create {name}: {error.strerror}") from None
-    if stat.S_ISLNK(info.st_mode):
-        raise _parent_refusal(name, "it is a symbolic link, and synth never follows one")
-    if not stat.S_ISDIR(info.st_mode):
-        raise OutdirError(f"the output directory {name} is not a directory")
-    real = Path(os.path.realpath(outdir))
-    project = project_dir.resolve()
-    if real == project:
-        raise _parent_refusal(name, f"it is the project directory ({project})")
-    if project.is_relative_to(real):
-        raise _parent_refusal(name, f"it contains the project directory ({project})")
     strays = []
     for entry in sorted(os.listdir(outdir)):
         path = outdir / entry
@@ -153,14 +118,42 @@ def claim_parent(outdir: Path, project_dir: Path, *, shown: str | None = None) -
         elif not (entry == MARKER or entry.endswith(".k8s.yaml")):
             strays.append(entry)
     if strays:
-        raise _parent_refusal(name, _describe(strays, marked=True))
+        raise _refusal(name, _describe(strays, marked=True), verb=verb)
 
 
-def _check_not_in_git(outdir: Path, name: str, verb: str) -> None:
-    """Refuse a directory inside a ``.git`` directory (its links resolved): git's own files are
-    never synth's, even an empty ``.git/refs/tags``."""
+def _check_place(outdir: Path, project_dir: Path, name: str, verb: str) -> bool:
+    """What :func:`claim` and :func:`claim_parent` both ask of ``outdir``'s place, before its
+    contents: not inside a ``.git`` directory (its links resolved: git's own files are never
+    synth's, even an empty ``.git/refs/tags``), creatable when missing, else a directory that
+    is no symbolic link, not the project and no ancestor of it.
+
+    Returns:
+        Whether ``outdir`` exists (its contents are then the caller's to check).
+
+    Raises:
+        OutdirError: ``outdir`` is not synth's place, naming why (``verb``: what synth was
+            about to do); or it cannot be made.
+    """
     if ".git" in Path(os.path.realpath(outdir)).parts:
         raise _refusal(name, "it is inside a .git directory", verb=verb)
+    try:
+        info = outdir.lstat()
+    except FileNotFoundError:
+        _check_creatable(outdir, name)
+        return False
+    except OSError as error:
+        raise OutdirError(f"cannot create {name}: {error.strerror}") from None
+    if stat.S_ISLNK(info.st_mode):
+        raise _refusal(name, "it is a symbolic link, and synth never follows one", verb=verb)
+    if not stat.S_ISDIR(info.st_mode):
+        raise OutdirError(f"the output directory {name} is not a directory")
+    real = Path(os.path.realpath(outdir))
+    project = project_dir.resolve()
+    if real == project:
+        raise _refusal(name, f"it is the project directory ({project})", verb=verb)
+    if project.is_relative_to(real):
+        raise _refusal(name, f"it contains the project directory ({project})", verb=verb)
+    return True
 
 
 def _check_creatable(outdir: Path, name: str) -> None:
