@@ -122,6 +122,7 @@ def diff(
     """
     from gitopskit import diff as engine
     from gitopskit.against import resolve_against
+    from gitopskit.environments import Slot
     from gitopskit.git import display_url
     from gitopskit.render import check_format
     from gitopskit.review import parse_codes
@@ -141,7 +142,7 @@ def diff(
         ui.step("diff", f"{output.name}/ against {against_label}")
         path = settings.get("MANIFESTS_PATH") or ""
         results = engine.diff_environments(
-            [engine.Slot(e, e.outdir(output), e.repository_path(path)) for e in environments],
+            [Slot.of(e, output, path) for e in environments],
             target.location,
             ref=target.ref,
             env=target.env,

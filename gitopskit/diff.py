@@ -26,7 +26,7 @@ from typing import Any, Literal
 import yaml
 
 from gitopskit import git
-from gitopskit.environments import UNNAMED, Environment
+from gitopskit.environments import UNNAMED, Environment, Slot
 from gitopskit.errors import ConfigError
 from gitopskit.review import (
     LAST_APPLIED,
@@ -452,16 +452,6 @@ def compare(
     )
 
 
-@dataclass(frozen=True)
-class Slot:
-    """One environment's side of a diff: its synthesized output and its path in the manifests
-    tree (``MANIFESTS_PATH`` and the environment's path)."""
-
-    environment: Environment
-    new_root: Path
-    subdir: str
-
-
 def diff_against(
     new_root: Path,
     against: str,
@@ -516,9 +506,9 @@ def diff_environments(
         ManifestError: A tree cannot be read.
     """
     for slot in slots:
-        if not slot.new_root.is_dir():
+        if not slot.outdir.is_dir():
             raise ConfigError(
-                f"{slot.new_root} does not exist",
+                f"{slot.outdir} does not exist",
                 hint="run invoke synth first, or drop --no-synth",
             )
     kind = git.classify(against)
@@ -528,11 +518,11 @@ def diff_environments(
             "compared as it stands on disk",
             hint=f"drop --ref, or give a git URL such as file://{Path(against).resolve()}",
         )
-    news = [load_output(slot.new_root).tree for slot in slots]
+    news = [load_output(slot.outdir).tree for slot in slots]
     if kind is git.SourceKind.DIRECTORY:
         shown = against.rstrip("/") or against
         directory = Path(against).expanduser()
-        readers = [DirectoryReader(directory, slot.subdir, label=shown) for slot in slots]
+        readers = [DirectoryReader(directory, slot.path, label=shown) for slot in slots]
         olds = [load_owned(reader, tolerate_broken=True)[0] for reader in readers]
         return _compared(slots, olds, news, shown, None)
     environment = env if env is not None else git.git_environment(timeout=timeout)
@@ -550,7 +540,7 @@ def diff_environments(
         commit = repo.fetch(branch)[branch]
         olds = [
             load_owned(
-                GitReader(repo, commit, slot.subdir, label=f"{label}@{branch}"),
+                GitReader(repo, commit, slot.path, label=f"{label}@{branch}"),
                 tolerate_broken=True,
             )[0]
             for slot in slots
@@ -568,7 +558,7 @@ def _compared(
                 old,
                 new,
                 target=Target(
-                    repository, branch, subdir_path(slot.subdir), slot.environment.name
+                    repository, branch, subdir_path(slot.path), slot.environment.name
                 ),
             ),
         )

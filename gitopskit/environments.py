@@ -80,6 +80,28 @@ class Environment:
 UNNAMED = Environment()
 
 
+@dataclass(frozen=True)
+class Slot:
+    """One environment's synthesized output and its directory in the manifests repository:
+    what diff compares and publish writes.
+
+    Attributes:
+        environment: The environment.
+        outdir: Its synthesized output (``<outdir>/<name>``).
+        path: Its directory in the manifests repository (``MANIFESTS_PATH/<path>``).
+    """
+
+    environment: Environment
+    outdir: Path
+    path: str
+
+    @classmethod
+    def of(cls, environment: Environment, outdir: Path, manifests_path: str) -> Slot:
+        """``environment``'s slot, under the output directory ``outdir`` and ``MANIFESTS_PATH``."""
+        path = environment.repository_path(manifests_path)
+        return cls(environment, environment.outdir(outdir), path)
+
+
 def parse(section: Any) -> list[Environment]:
     """The environments declared under ``gitopskit.environments`` (None or absent: none).
 

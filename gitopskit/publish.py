@@ -25,7 +25,7 @@ from gitopskit._run import run as run_program
 from gitopskit.against import plain_http_warning, refuse_embedded_credentials
 from gitopskit.config import Settings
 from gitopskit.diff import DiffResult, Results, Target, compare, total
-from gitopskit.environments import UNNAMED, Environment
+from gitopskit.environments import UNNAMED, Environment, Slot
 from gitopskit.errors import ConfigError, GitError, GitLabError, ManifestError
 from gitopskit.git import (
     Repo,
@@ -377,16 +377,6 @@ def _parents(path: str) -> list[str]:
     """``a``, ``a/b`` for ``a/b/c.yaml``: the directories a file needs."""
     parts = path.split("/")[:-1]
     return ["/".join(parts[: i + 1]) for i in range(len(parts))]
-
-
-@dataclass(frozen=True)
-class Slot:
-    """One environment to publish: its synthesized output and its directory in the manifests
-    repository (``MANIFESTS_PATH`` and the environment's path)."""
-
-    environment: Environment
-    outdir: Path
-    path: str
 
 
 @dataclass
@@ -1031,7 +1021,7 @@ def prepare(
 def slots(publisher: Publisher, environments: list[Environment], outdir: Path) -> list[Slot]:
     """Each environment's output directory and its path in the manifests repository."""
     path = publisher.destination.path
-    return [Slot(e, e.outdir(outdir), e.repository_path(path)) for e in environments]
+    return [Slot.of(e, outdir, path) for e in environments]
 
 
 def publish(
