@@ -112,19 +112,7 @@ def run_invoke(
     """Run ``invoke ARGS`` in ``project`` as a user would, with this checkout's gitopskit (not
     the one pip installed, which may be another worktree's), capturing stdout and stderr."""
     environment = {**os.environ, "NO_COLOR": "1", "PYTHONPATH": str(ROOT), **(env or {})}
-    if warm_invoke.can_warm(environment, None):
-        done = warm_invoke.run(list(args), cwd=project, env=environment, stdin=stdin, timeout=300)
-        if done is not None:
-            return done
-    return subprocess.run(
-        [sys.executable, "-m", "invoke", *args],
-        cwd=project,
-        env=environment,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return warm_invoke.invoke(list(args), cwd=project, env=environment, stdin=stdin, timeout=300)
 
 
 #: Environment variables a test run of ``invoke`` must not inherit from the developer's shell.
@@ -158,18 +146,8 @@ def invoke_clean(
         if not k.startswith(FOREIGN_PREFIXES) and k not in ("COMMENT_TOKEN", "LAB_CORE_TOKEN")
     }
     environ.update(PYTHONPATH=str(ROOT), NO_COLOR="1", **(env or {}), **variables)
-    if warm_invoke.can_warm(environ, preexec_fn):
-        done = warm_invoke.run(list(args), cwd=project, env=environ, timeout=timeout)
-        if done is not None:
-            return done
-    return subprocess.run(
-        [sys.executable, "-m", "invoke", *args],
-        cwd=project,
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        preexec_fn=preexec_fn,
+    return warm_invoke.invoke(
+        list(args), cwd=project, env=environ, timeout=timeout, preexec_fn=preexec_fn
     )
 
 

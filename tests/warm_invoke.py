@@ -23,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 _ZYGOTE = r"""
@@ -179,6 +179,33 @@ def can_warm(env: Mapping[str, str], preexec_fn: object) -> bool:
     if os.environ.get("GITOPSKIT_TESTS_NEW_INTERPRETERS") == "1":
         return False
     return preexec_fn is None and env.get("PYTHONPATH") == str(ROOT)
+
+
+def invoke(
+    args: list[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    stdin: str | None = None,
+    timeout: float = 120,
+    preexec_fn: Callable[[], None] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """``python -m invoke ARGS``: forked from the zygote where it can be (:func:`can_warm`),
+    else in a new interpreter."""
+    if can_warm(env, preexec_fn):
+        done = run(args, cwd=cwd, env=env, stdin=stdin, timeout=timeout)
+        if done is not None:
+            return done
+    return subprocess.run(
+        [sys.executable, "-m", "invoke", *args],
+        cwd=cwd,
+        env=dict(env),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        preexec_fn=preexec_fn,
+    )
 
 
 def run(
