@@ -20,11 +20,13 @@ from gitopskit.errors import (
     GitLabError,
     ManifestError,
 )
-from gitopskit.publish import Options, PublishResult, publish
+from gitopskit.publish import Options, publish
 from gitopskit.tree import INDEX_FILE
 from gitopskit.ui import Progress
 from tests.conftest import run_invoke
 from tests.fakes.gitlab import DEVELOPER, FakeGitLab, FakeProject
+from tests.hostile.conftest import Captured, Published
+from tests.hostile.conftest import do_publish as publish_through_library
 
 TOKEN = "glpat-publish-secret-0123456789"
 PROJECT = "platform/k8s-manifests"
@@ -68,14 +70,6 @@ def write_dist(outdir: Path, files: dict[str, list[dict[str, Any]]]) -> Path:
     return outdir
 
 
-class Run:
-    """One publish, with everything it printed kept for the leak check."""
-
-    def __init__(self, result: PublishResult | None, output: str) -> None:
-        self.result = result
-        self.output = output
-
-
 @pytest.fixture
 def gitlab(tmp_path: Path) -> Iterator[FakeGitLab]:
     with FakeGitLab(tmp_path / "gitlab") as fake:
@@ -115,19 +109,9 @@ def do_publish(
     outdir: Path,
     outputs: list[str],
     **options: Any,
-) -> Run:
-    stream = io.StringIO()
-    try:
-        result = publish(
-            outdir.parent,
-            Settings({}, env),
-            Options(**options),
-            outdir=outdir,
-            progress=Progress(stream, colour=False),
-        )
-    finally:
-        outputs.append(stream.getvalue())
-    return Run(result, stream.getvalue())
+) -> Published:
+    """One publish through the library; what it printed is kept in ``outputs`` too."""
+    return publish_through_library(env, outdir, Captured(outputs), **options)
 
 
 def merge(project: FakeProject) -> None:
@@ -268,7 +252,7 @@ def test_two_publishes_at_once_leave_one_merge_request_and_one_complete_result(
     dist = write_dist(
         tmp_path / "dist", {f"c{i}.k8s.yaml": [configmap(f"c{i}", v=str(i))] for i in range(5)}
     )
-    results: list[Run | BaseException] = []
+    results: list[Published | BaseException] = []
 
     def one() -> None:
         try:
@@ -281,7 +265,7 @@ def test_two_publishes_at_once_leave_one_merge_request_and_one_complete_result(
         thread.start()
     for thread in threads:
         thread.join(timeout=120)
-    assert all(isinstance(r, Run) for r in results), results
+    assert all(isinstance(r, Published) for r in results), results
     assert len(open_mrs(manifests)) == 1
     files = manifests.list_files(BRANCH)
     for i in range(5):
