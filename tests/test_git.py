@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -11,15 +10,8 @@ from gitopskit import diff, git
 from gitopskit._run import run
 from gitopskit.errors import ConfigError, GitError
 from gitopskit.git import SourceKind
+from tests.hostile.conftest import GIT_IDENTITY
 
-IDENTITY = {
-    "GIT_AUTHOR_NAME": "t",
-    "GIT_AUTHOR_EMAIL": "t@example.com",
-    "GIT_COMMITTER_NAME": "t",
-    "GIT_COMMITTER_EMAIL": "t@example.com",
-    "GIT_CONFIG_GLOBAL": os.devnull,
-    "GIT_CONFIG_NOSYSTEM": "1",
-}
 CONFIG_MAP = "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c}}\ndata: {{v: '{value}'}}\n"
 
 
@@ -31,7 +23,7 @@ def bare(tmp_path_factory: pytest.TempPathFactory) -> Path:
     work.mkdir()
 
     def sh(*args: str, cwd: Path = work) -> None:
-        run(["git", *args], cwd=cwd, extra_env=IDENTITY, error=GitError)
+        run(["git", *args], cwd=cwd, extra_env=GIT_IDENTITY, error=GitError)
 
     sh("init", "--quiet", "--initial-branch=main")
     (work / "k8s").mkdir()
