@@ -36,7 +36,7 @@ __all__ = [
     "DEV_TOKEN",
     "MAINT_TOKEN",
     "FluxWorld",
-    "StalledListener",
+    "StalledServer",
     "closed_port",
     "flux_project",
     "git_sshd",
@@ -212,48 +212,68 @@ def flux_project(tmp_path: Path) -> Path:
     return target
 
 
-class StalledListener:
-    """A TCP listener on 127.0.0.1 that accepts connections and never sends a byte."""
+class StalledServer:
+    """A TCP server on 127.0.0.1 that accepts every connection and never answers a byte.
 
-    def __init__(self) -> None:
-        self._sock = socket.socket()
-        self._sock.bind(("127.0.0.1", 0))
-        self._sock.listen(64)
-        self._sock.settimeout(0.05)
-        self.port: int = self._sock.getsockname()[1]
-        self.accepted = 0
-        self._held: list[socket.socket] = []
+    Args:
+        answer: Sent as soon as a connection is accepted (an HTTP status line and headers,
+            say), before the stall.
+        drip: Then one more byte every ``drip`` seconds, for ever: a body that never ends.
+    """
+
+    def __init__(self, answer: bytes = b"", drip: float | None = None) -> None:
+        self.answer = answer
+        self.drip = drip
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port: int = self.sock.getsockname()[1]
+        self.accepted: list[socket.socket] = []
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, name="stalled-listener")
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
     def _serve(self) -> None:
+        self.sock.settimeout(0.1)
         while not self._stop.is_set():
             try:
-                conn, _ = self._sock.accept()
+                connection, _ = self.sock.accept()
             except TimeoutError:
                 continue
             except OSError:
                 return
-            self.accepted += 1
-            self._held.append(conn)
+            self.accepted.append(connection)
+            if self.answer or self.drip:
+                threading.Thread(target=self._talk, args=(connection,), daemon=True).start()
 
-    def __enter__(self) -> StalledListener:
+    def _talk(self, connection: socket.socket) -> None:
+        try:
+            connection.sendall(self.answer)
+            while self.drip and not self._stop.wait(self.drip):
+                connection.sendall(b" ")
+        except OSError:
+            return
+
+    def __enter__(self) -> StalledServer:
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        self._thread.join()
-        for conn in self._held:
-            conn.close()
-        self._sock.close()
+        self._thread.join(timeout=5)
+        for connection in self.accepted:
+            connection.close()
+        self.sock.close()
 
 
 @pytest.fixture
-def stalled() -> Iterator[StalledListener]:
-    """A listener that accepts and never answers (a stalled server)."""
-    with StalledListener() as listener:
-        yield listener
+def stalled() -> Iterator[StalledServer]:
+    """A server that accepts and never answers."""
+    with StalledServer() as server:
+        yield server
 
 
 def closed_port() -> int:

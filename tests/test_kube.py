@@ -23,7 +23,7 @@ from gitopskit.kube import (
 )
 from tests.fakes.kube import FakeKube
 from tests.flux_fixtures import *  # noqa: F403
-from tests.flux_fixtures import StalledListener, closed_port, write_kubeconfig
+from tests.flux_fixtures import StalledServer, closed_port, write_kubeconfig
 
 
 @pytest.fixture
@@ -147,7 +147,7 @@ def test_refused_api_server_is_named(tmp_path: Path) -> None:
     assert "memcache" not in str(raised.value)
 
 
-def test_stalled_api_server_is_bounded(tmp_path: Path, stalled: StalledListener) -> None:
+def test_stalled_api_server_is_bounded(tmp_path: Path, stalled: StalledServer) -> None:
     if shutil.which("kubectl") is None:
         pytest.skip("kubectl is not installed")
     server = f"http://127.0.0.1:{stalled.port}"
@@ -161,7 +161,7 @@ def test_stalled_api_server_is_bounded(tmp_path: Path, stalled: StalledListener)
     message = raised.value.message
     assert server in message and "did not answer" in message
     assert "kubectl get secret flux-system/flux-ssh" in message
-    assert stalled.accepted >= 1
+    assert len(stalled.accepted) >= 1
 
 
 def test_durations_are_go_durations() -> None:

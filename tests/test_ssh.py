@@ -13,9 +13,8 @@ from gitopskit import redact, ssh
 from gitopskit.errors import ConfigError, HostKeyError, SSHError
 from gitopskit.ssh import HostUnreachableError
 from tests.fakes.sshd import GitSSHServer
-from tests.faults.conftest import StalledServer
 from tests.flux_fixtures import *  # noqa: F403
-from tests.flux_fixtures import StalledListener, _Wiring, closed_port
+from tests.flux_fixtures import StalledServer, _Wiring, closed_port
 
 
 @pytest.mark.parametrize(
@@ -122,7 +121,7 @@ def test_keyscan_unresolvable_names_the_cause() -> None:
     assert "name resolution failed" in raised.value.message
 
 
-def test_keyscan_stalled_listener_is_bounded_and_named(stalled: StalledListener) -> None:
+def test_keyscan_stalled_listener_is_bounded_and_named(stalled: StalledServer) -> None:
     url = ssh.parse_git_url(f"ssh://git@127.0.0.1:{stalled.port}/r.git")
     started = time.monotonic()
     with pytest.raises(HostUnreachableError) as raised:

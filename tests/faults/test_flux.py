@@ -23,7 +23,7 @@ from tests.flux_fixtures import *  # noqa: F403
 from tests.flux_fixtures import (
     MAINT_TOKEN,
     FluxWorld,
-    StalledListener,
+    StalledServer,
     closed_port,
     write_kubeconfig,
 )
@@ -171,7 +171,7 @@ def test_scp_url_with_a_port_gets_a_warning(world: FluxWorld) -> None:
 # --- §1 stalled servers: bounded, named, nothing half-made -----------------------------------
 
 
-def test_a_stalled_git_host_is_bounded(world: FluxWorld, stalled: StalledListener) -> None:
+def test_a_stalled_git_host_is_bounded(world: FluxWorld, stalled: StalledServer) -> None:
     started = time.monotonic()
     with pytest.raises(HostUnreachableError) as raised:
         world.run(FLUX_GIT_URL=f"ssh://git@127.0.0.1:{stalled.port}/{REPO}.git",
@@ -183,7 +183,7 @@ def test_a_stalled_git_host_is_bounded(world: FluxWorld, stalled: StalledListene
 
 
 def test_a_stalled_api_server_is_bounded(
-    world: FluxWorld, stalled: StalledListener, monkeypatch: pytest.MonkeyPatch
+    world: FluxWorld, stalled: StalledServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     server = f"http://127.0.0.1:{stalled.port}"
     monkeypatch.setenv("KUBECONFIG", str(write_kubeconfig(world.tmp / "stalled", server)))

@@ -11,7 +11,8 @@ import pytest
 
 from gitopskit.errors import GitLabError
 from tests.fakes.gitlab import FakeGitLab
-from tests.faults.conftest import JSON_HEADERS, StalledServer
+from tests.faults.conftest import JSON_HEADERS
+from tests.flux_fixtures import StalledServer
 from tests.hostile.conftest import (
     PROJECT,
     Captured,
